@@ -1,0 +1,32 @@
+# Two entry points for people: `make demo` and `make test`. Both create .venv on first use.
+PY ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+export HF_HUB_OFFLINE := 1
+export HF_DATASETS_OFFLINE := 1
+
+.PHONY: setup test demo lint bench clean
+
+$(BIN)/.installed: pyproject.toml
+	$(PY) -m venv $(VENV)
+	$(BIN)/pip install -q --upgrade pip
+	$(BIN)/pip install -q -e ".[workflow,test]"
+	touch $@
+
+setup: $(BIN)/.installed  ## create .venv with everything (torch CPU, snakemake, test tools)
+
+test: setup  ## run the whole test suite (what .ci/run runs)
+	$(BIN)/python -m pytest
+
+demo: setup  ## prepare offline stand-in data and run the demo grid end to end
+	$(BIN)/snakemake --workflow-profile profiles/demo --cores 2
+	@echo "report: results/demo/report.md"
+
+lint: setup
+	$(BIN)/ruff check fedgmr data_prep tests benchmarks paper_figures
+
+bench: setup
+	$(BIN)/python benchmarks/engine.py
+
+clean:
+	rm -rf results .snakemake

@@ -1,0 +1,5 @@
+import sys
+
+from fedgmr.cli import main
+
+sys.exit(main())

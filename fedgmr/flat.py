@@ -1,0 +1,122 @@
+"""One flat vector per model: every float parameter and buffer of a module lives in a single tensor.
+
+The engine never deep-copies modules. A model's state is a 1-D tensor; the module's parameters and
+float buffers (BatchNorm running statistics) are *views* into it, so copying a sub-model into the
+working model is one ``copy_`` and aggregation, masks and optimiser state are vector operations.
+
+The layout records, for every tensor, where it sits in the vector and whether it is prunable
+(reference §4.1: prunable = conv/linear/embedding weights the model declares; biases, norms and
+plain layers are never pruned). Prunable layers are numbered in the model's declared order; that
+index selects the per-layer mask-search coefficient (reference §4.3).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+from torch import nn
+
+
+@dataclass(frozen=True)
+class Segment:
+    """One tensor of the model inside the flat vector."""
+
+    name: str
+    start: int
+    numel: int
+    shape: tuple[int, ...]
+    is_buffer: bool
+    layer: int  # index among prunable layers, or -1 when never pruned
+
+    @property
+    def stop(self) -> int:
+        return self.start + self.numel
+
+    @property
+    def prunable(self) -> bool:
+        return self.layer >= 0
+
+
+class FlatLayout:
+    """Positions of all float tensors of a module in one flat vector."""
+
+    def __init__(self, segments: list[Segment]):
+        self.segments = segments
+        self.numel = segments[-1].stop if segments else 0
+        self.by_name = {s.name: s for s in segments}
+        self.layers = [s for s in segments if s.prunable]  # ordered by layer index
+        prunable = torch.zeros(self.numel, dtype=torch.bool)
+        for s in self.layers:
+            prunable[s.start : s.stop] = True
+        self.prunable = prunable
+        self.num_prunable = int(prunable.sum())
+        # BN running statistics and other buffers are state, but not trained by SGD.
+        trainable = torch.ones(self.numel, dtype=torch.bool)
+        for s in segments:
+            if s.is_buffer:
+                trainable[s.start : s.stop] = False
+        self.trainable = trainable
+
+    def view(self, flat: torch.Tensor, name: str) -> torch.Tensor:
+        s = self.by_name[name]
+        return flat[s.start : s.stop].view(s.shape)
+
+
+def _float_buffers(module: nn.Module) -> list[tuple[str, nn.Module, str, torch.Tensor]]:
+    out = []
+    for mod_name, mod in module.named_modules():
+        for buf_name, buf in mod.named_buffers(recurse=False):
+            if buf is not None and buf.is_floating_point() and buf_name in mod._buffers:
+                if buf_name in getattr(mod, "_non_persistent_buffers_set", set()):
+                    continue  # e.g. causal masks: constants, not state
+                full = f"{mod_name}.{buf_name}" if mod_name else buf_name
+                out.append((full, mod, buf_name, buf))
+    return out
+
+
+def flatten_module(
+    module: nn.Module, prunable: list[str], device: torch.device | str = "cpu"
+) -> tuple[FlatLayout, torch.Tensor, torch.Tensor]:
+    """Rebind a module's float parameters and buffers as views into one flat tensor.
+
+    Args:
+        module: the model; modified in place.
+        prunable: names of prunable parameters, in layer order (index = coefficient index).
+        device: where the flat storage lives.
+
+    Returns:
+        (layout, flat, flat_grad): ``flat`` holds the values; every parameter's ``.grad`` is a view
+        into ``flat_grad`` so that ``backward`` accumulates straight into one vector.
+    """
+    layer_of = {name: i for i, name in enumerate(prunable)}
+    params = list(module.named_parameters())
+    missing = set(prunable) - {n for n, _ in params}
+    if missing:
+        raise ValueError(f"prunable names not found in model: {sorted(missing)}")
+    buffers = _float_buffers(module)
+    segments: list[Segment] = []
+    offset = 0
+    for name, p in params:
+        segments.append(Segment(name, offset, p.numel(), tuple(p.shape), False, layer_of.get(name, -1)))
+        offset += p.numel()
+    for name, _, _, b in buffers:
+        segments.append(Segment(name, offset, b.numel(), tuple(b.shape), True, -1))
+        offset += b.numel()
+    # Prunable layers must be numbered in declared order; segment order is module order.
+    layout = FlatLayout(sorted(segments, key=lambda s: s.start))
+    layout.layers = sorted(layout.layers, key=lambda s: s.layer)
+
+    flat = torch.empty(offset, device=device)
+    flat_grad = torch.zeros(offset, device=device)
+    with torch.no_grad():
+        for (name, p), seg in zip(params, segments):
+            flat[seg.start : seg.stop].copy_(p.detach().reshape(-1))
+            p.data = flat[seg.start : seg.stop].view(seg.shape)
+            p.grad = flat_grad[seg.start : seg.stop].view(seg.shape)
+        for (name, mod, buf_name, b), seg in zip(buffers, segments[len(params) :]):
+            flat[seg.start : seg.stop].copy_(b.reshape(-1))
+            mod._buffers[buf_name] = flat[seg.start : seg.stop].view(seg.shape)
+    # Integer buffers (num_batches_tracked) are not state we aggregate; keep them on the device.
+    module.to(device)
+    return layout, flat, flat_grad

@@ -1,0 +1,16 @@
+"""Aggregation ablation of the FedGMR paper (reference §1.3, §6.3–6.4, B24).
+
+GA averages updates with a coverage-ignoring denominator; FA is the zero-filled average of sparse
+uploads. ``gmr_*`` add restoration with per-client triggers; the plain variants have none (the README
+and autorun wording; the released CIFAR runs had recovery with global-only triggers, see B24).
+"""
+
+from fedgmr.methods.base import Method
+from fedgmr.methods.registry import register
+
+register(Method("gmr_ga", "GMR with gradient averaging (GA)", "GMR+GA", merge="ga"))
+register(Method("gmr_fa", "GMR with zero-filled federated averaging (FA)", "GMR+FA", merge="fa"))
+register(Method("ga", "gradient averaging (GA) without restoration", "GA", merge="ga", recover=False,
+                client_triggers=False))
+register(Method("fa", "zero-filled averaging (FA) without restoration", "FA", merge="fa", recover=False,
+                client_triggers=False))

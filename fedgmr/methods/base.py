@@ -1,0 +1,88 @@
+"""What a method is: switches the event loop reads, plus hooks it calls.
+
+The loop (``fedgmr.simulation``) knows nothing about which method runs. It asks the method:
+- how the run is scheduled (``sync``, ``ims``) and merged (``merge``: a key of ``AGGREGATORS``);
+- whether densities are restored (``recover``, ``client_triggers``, restoration trigger);
+- which masks exist (``rebuild_masks``) and what a client trains on (``client_start``);
+- how a client trains and what its upload covers (``local_update``).
+
+The defaults implement the magnitude-mask family of the reference (FedGMR, its ablations, FedAvg,
+FedAsync): nested global masks from |w| rebuilt at every evaluation tick (§4), clients train the current
+global values under their mask. Baselines with other sub-models override the hooks.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
+
+import torch
+
+from fedgmr.config import ConfigError
+
+if TYPE_CHECKING:
+    from fedgmr.simulation import Simulation
+
+
+@dataclass
+class Method:
+    name: str
+    summary: str
+    label: str  # the paper's name for it
+    sync: bool = False
+    ims: bool = True
+    merge: str = "ma"
+    recover: bool = True
+    client_triggers: bool = True
+    trigger: str = "early"
+    min_density: float = 0.02
+    full_model: bool = False  # every client trains the dense model (FedAvg, FedAsync)
+    use_coefficients: bool = True  # per-layer time coefficients in mask search (§4.3)
+    notes: list[str] = field(default_factory=list)
+
+    # ---- configuration -------------------------------------------------------------------------
+    def resolve(self, cfg: dict) -> None:
+        """Method-specific defaults and checks on the resolved config (called once)."""
+        rs = cfg["restoration"]
+        if rs["trigger"] is None:
+            rs["trigger"] = self.trigger
+        if rs["min_density"] is None:
+            rs["min_density"] = self.default_min_density(cfg)
+        if cfg["fixed_density"] is not None and self.name != "fixed_density":
+            raise ConfigError(f"fixed_density: only used by method 'fixed_density', not {self.name!r}")
+
+    def default_min_density(self, cfg: dict) -> float:
+        return 1.0 if self.full_model else self.min_density
+
+    def initial_densities(self, cfg: dict, tiers: list[float]) -> list[float]:
+        """Tier densities; as released the floor rho_min is applied at the first tick (GMR floors
+        every client to it), in clean semantics from the start."""
+        if cfg["semantics"] == "released":
+            return list(tiers)
+        floor = cfg["restoration"]["min_density"]
+        return [max(t, floor) for t in tiers]
+
+    # ---- sub-models ----------------------------------------------------------------------------
+    def rebuild_masks(self, sim: "Simulation") -> None:
+        """Nested magnitude masks from the current global model (every tick, reference §4.3)."""
+        sim.rebuild_magnitude_masks(use_coefficients=self.use_coefficients)
+
+    def client_mask(self, sim: "Simulation", density: float) -> torch.Tensor | None:
+        if sim.masks is None or density >= 1.0:
+            return None
+        return sim.masks.mask(density)
+
+    def client_start(self, sim: "Simulation", client: int) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """Weights a client receives now: current global values under its mask (§4.4)."""
+        mask = self.client_mask(sim, sim.densities[client])
+        start = sim.global_w if mask is None else sim.global_w * mask
+        return start, mask
+
+    # ---- local training ------------------------------------------------------------------------
+    def local_update(self, sim: "Simulation", client: int, start: torch.Tensor,
+                     mask: torch.Tensor | None) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """Train K local steps; return (upload, coverage). coverage None = everything covered."""
+        upload = sim.train_locally(client, start, mask)
+        if sim.switch("value_coverage"):
+            return upload, upload != 0  # released: coverage detected by value, every tensor (§6)
+        return upload, mask

@@ -1,0 +1,357 @@
+"""The method-agnostic event loop (reference §3.4): one iteration = one server round.
+
+Per iteration:
+  A. free clients train K local steps on the sub-model they received;
+  B/C. uploads and the deadline advance the virtual clock (``fedgmr.network``);
+  D. the server weighs arrivals by staleness and merges them; at evaluation ticks it evaluates the
+     server and buffer-average models, runs restoration (GMR) and rebuilds the masks;
+  E/F. downloads of the current sub-models, some of which carry over to later rounds.
+
+All model state is flat tensors (``fedgmr.flat``); one working module trains every client. The state of
+a run is exactly the attributes saved by ``state_dict``, so a killed run resumes bit-for-bit.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from fedgmr import checkpoint, results
+from fedgmr.aggregation import AGGREGATORS, buffer_average
+from fedgmr.data import Batcher, IndexStream, load_dataset
+from fedgmr.flat import flatten_module
+from fedgmr.masks import NestedMasks, build_priority
+from fedgmr.methods.registry import METHODS
+from fedgmr.models import build_model
+from fedgmr.network import Network, NetworkSpec
+from fedgmr.population import client_tiers, standard_clients
+from fedgmr.profiles import PROFILES
+from fedgmr.restoration import Restoration, RestorationConfig
+from fedgmr.staleness import Staleness
+from fedgmr.training import Trainer, evaluate, lr_at
+
+log = logging.getLogger(__name__)
+
+
+def _seed(*parts: int) -> int:
+    """A 63-bit seed derived from (run seed, purpose, ...) so every random stream is independent."""
+    return int(np.random.SeedSequence(list(parts)).generate_state(2, dtype=np.uint64)[0] >> 1)
+
+
+class Simulation:
+    def __init__(self, cfg: dict, device: str | torch.device = "cpu"):
+        self.cfg = cfg
+        self.device = torch.device(device)
+        self.method = METHODS[cfg["method"]]
+        self.profile = PROFILES[cfg["dataset"]["name"]]
+        self.seed = cfg["seed"]
+        tr, self.sched = cfg["training"], cfg["schedule"]
+        self.local_steps, self.batch_size = tr["local_steps"], tr["batch_size"]
+
+        self.data = load_dataset(cfg, self.profile.augment)
+        self.batcher = Batcher(self.data, self.device)
+        n = cfg["clients"]["num"]
+        self.n = n
+
+        torch.manual_seed(_seed(self.seed, 1))
+        m = cfg["model"]
+        kwargs = dict(width=m["width"], variant=m["variant"])
+        if m["norm"]:
+            kwargs["norm"] = m["norm"]
+        if self.data.task == "image":
+            kwargs["num_classes"] = self.data.num_classes
+        else:
+            kwargs["vocab_size"] = self.data.vocab_size
+            kwargs["seq_len"] = int(self.data.train_x.shape[1])
+        self.model = build_model(m["name"], **kwargs)
+        self.layout, self.work, grad = flatten_module(self.model, self.model.prunable, self.device)
+        self.layout_prunable = self.layout.prunable.to(self.device)
+        self.global_w = self.work.clone()
+        self.trainer = Trainer(self.model, self.layout, self.work, grad, tr["loss"], tr["momentum"],
+                               tr["weight_decay"])
+
+        level = cfg["clients"]["heterogeneity"]
+        self.tiers = client_tiers(n, level, cfg["clients"]["tiers"])
+        self.densities = self.method.initial_densities(cfg, self.tiers)
+        net = cfg["network"]
+        spec = NetworkSpec(
+            model_size_mb=net["model_size_mb"], tiers=self.tiers,
+            standard=standard_clients(n, level, cfg["switches"]["standard_clients"]),
+            sync=self.method.sync, ims=self.method.ims, compute_time=net["compute_time"],
+            server_up=net["server_up"], server_down=net["server_down"], client_down=net["client_down"],
+            client_up=net["client_up"], client_sigma=net["client_sigma"], server_sigma=net["server_sigma"],
+            draws=net["draws"], phantom_arrivals=self.switch("phantom_arrivals"),
+            released_startup=self.switch("released_startup"), seed=_seed(self.seed, 3) % 2**32)
+        self.net = Network(spec)
+        self.staleness = Staleness(cfg["staleness"]["kind"], cfg["staleness"]["a"], n)
+        rs = cfg["restoration"]
+        self.restoration = Restoration(
+            RestorationConfig(recover=self.method.recover, client_triggers=self.method.client_triggers,
+                              patience=rs["patience"], trigger=rs["trigger"], step_mode=rs["step_mode"],
+                              step=rs["step"], time_total=rs["time_total"],
+                              time_points=tuple(rs["time_points"]), time_ladder=tuple(rs["time_ladder"])),
+            list(self.densities), rs["min_density"])
+
+        self.masks: NestedMasks | None = None
+        if not self.switch("dense_round0"):
+            self.method.rebuild_masks(self)  # clean: masks exist before round 0 (B12)
+        self.uploads: list[torch.Tensor | None] = [None] * n
+        self.coverage: list[torch.Tensor | None] = [None] * n
+        momentum = tr["momentum"] > 0
+        self.momentum = [torch.zeros_like(self.work) if momentum else None for _ in range(n)]
+        self.pending: dict[int, tuple | None] = {i: None for i in range(n)}  # None = current sub-model
+        self.snapshots: dict[int, tuple] = {}
+        self.client_lr = [tr["lr"]] * n
+        self.streams = [IndexStream(p, self.seed, i) for i, p in enumerate(self.data.clients)]
+        self.client_scores: list[float] = [-1.0] * n
+        self.score_fresh = [False] * n
+        self.last_staleness = [0] * n
+        self.arrived_since_tick = [0] * n
+        self.ims_dens: list[float] | None = [0.0] * n if self.switch("ims_lag") else None
+        self.metrics: list[dict] = []
+        self.client_rows: list[dict] = []
+        self.last_tick_round = -1
+        self.tick_index = 0
+        self.bytes_up = self.bytes_down = 0.0
+        self.wall_elapsed = 0.0
+        self.finished = False
+
+    # ---- small helpers used by methods ----------------------------------------------------------
+    def switch(self, name: str):
+        return self.cfg["switches"][name]
+
+    def rebuild_magnitude_masks(self, use_coefficients: bool) -> None:
+        coeffs = None
+        if use_coefficients:
+            p = self.profile
+            coeffs = [p.comm_coefficient + (p.comp_coefficients[i] if i < len(p.comp_coefficients) else 0.0)
+                      for i in range(len(self.layout.layers))]
+            if not any(coeffs):
+                coeffs = None  # all-zero coefficients mean "unweighted"
+        priority = build_priority(self.global_w.abs(), self.layout, coeffs,
+                                  normalize_by_layer_mean=self.profile.normalize_by_layer_mean)
+        self.masks = NestedMasks(priority, self.layout)
+
+    def train_locally(self, client: int, start: torch.Tensor, mask: torch.Tensor | None) -> torch.Tensor:
+        tn = self.net.train_number[client]
+        gen = torch.Generator().manual_seed(_seed(self.seed, 4, client, tn))
+        stream = self.streams[client]
+        batches = (self.batcher.train_batch(stream.next(self.batch_size), gen) for _ in range(self.local_steps))
+        remask = (not self.switch("value_coverage")) or self.profile.remask_every_step
+        return self.trainer.train(start, mask, self.momentum[client], batches, self.client_lr[client],
+                                  remask=remask, seed=_seed(self.seed, 5, client, tn))
+
+    # ---- evaluation ------------------------------------------------------------------------------
+    def _eval_batches(self, x: np.ndarray, y: np.ndarray | None):
+        bs = self.cfg["evaluation"]["batch_size"]
+        d = self.data
+        for s in range(0, len(x), bs):
+            if d.task == "image":
+                yield self.batcher.images(x[s : s + bs]), torch.from_numpy(
+                    np.asarray(y[s : s + bs], dtype=np.int64)).to(self.device)
+            else:
+                tok = torch.from_numpy(np.asarray(x[s : s + bs], dtype=np.int64)).to(self.device)
+                yield tok[:, :-1], tok[:, 1:]
+
+    def evaluate(self, weights: torch.Tensor, split: str = "test", client: int | None = None):
+        d = self.data
+        if split == "test":
+            x, y = d.test_x, d.test_y
+        else:  # held-out validation data of one client, or of all clients
+            idx = d.val[client] if client is not None else np.concatenate(d.val)
+            idx = np.sort(idx)
+            x, y = d.train_x[idx], (None if d.train_y is None else d.train_y[idx])
+        if len(x) == 0:
+            return math.nan, math.nan
+        return evaluate(self.model, self.work, weights, self._eval_batches(x, y), d.task,
+                        self.cfg["training"]["loss"])
+
+    # ---- the loop --------------------------------------------------------------------------------
+    def finished_by_limits(self) -> bool:
+        return self.net.time > self.sched["max_time"] or self.net.train_number[0] > self.sched["max_rounds"]
+
+    def step(self) -> bool:
+        """One loop iteration. Returns False when the run has reached its limits."""
+        if self.finished_by_limits():
+            self.finished = True
+            return False
+        m, S = self.method, self.cfg["network"]["model_size_mb"]
+        trained = self.net.begin_iteration()
+        r = self.net.round
+        tick = r % self.sched["interval"] == 0 and r != self.last_tick_round
+
+        # A. local training
+        for i in trained:
+            start, mask = self.pending.pop(i, None) or m.client_start(self, i)
+            self.uploads[i], self.coverage[i] = m.local_update(self, i, start, mask)
+            self.bytes_up += S * self.densities[i]
+
+        # B/C. uploads and deadline
+        arrivals = self.net.collect(self.densities)
+        clients = [a.client for a in arrivals]
+        # D. server: staleness, aggregation
+        if arrivals:
+            self.staleness.update(r, [(a.client, a.dispatch_round) for a in arrivals])
+            for a in arrivals:
+                self.last_staleness[a.client] = max(1, r - a.dispatch_round)
+                self.arrived_since_tick[a.client] += 1
+            coeffs = self.staleness.arrival_coefficients(clients, self.switch("misindexed_staleness"))
+            beta = self.staleness.beta(clients)
+            cover = [self.coverage[i] if self.coverage[i] is not None else
+                     torch.ones_like(self.global_w, dtype=torch.bool) for i in clients]
+            self.global_w = AGGREGATORS[m.merge](self.global_w, [self.uploads[i] for i in clients], cover,
+                                                 coeffs, beta)
+            self._client_scores(arrivals)
+        if tick:
+            self._tick(r)
+        # E/F. downloads
+        disp = self.net.dispatch(self.densities, self.ims_dens)
+        lr = lr_at(self.cfg["training"]["lr"], self.cfg["training"]["lr_schedule"], r)
+        for i in disp.deferred:
+            self.snapshots[i] = m.client_start(self, i)
+            self.bytes_down += S * self.densities[i]
+        for i in disp.delivered:
+            self.pending[i] = self.snapshots.pop(i)
+            self.client_lr[i] = lr
+        for i in disp.load_now:
+            self.pending[i] = None  # the current sub-model: nothing changes before it trains
+            self.client_lr[i] = lr
+            self.bytes_down += S * self.densities[i]
+        if tick and self.ims_dens is not None:
+            self.ims_dens = list(self.densities)  # IMS increments lag one tick (B10)
+        return True
+
+    def _client_scores(self, arrivals) -> None:
+        """Per-client GMR scores when the client's training count hits the evaluation period (§5)."""
+        if not self.method.client_triggers or not self.method.recover:
+            return
+        interval = self.sched["interval"]
+        p_eval = 5 * interval if self.restoration.rho_min >= 0.99 else interval
+        split = "test" if self.switch("gmr_signal") == "test" else "val"
+        for a in arrivals:
+            if self.net.train_number[a.client] % p_eval == 1 % p_eval:
+                acc, _ = self.evaluate(self.uploads[a.client], split, a.client)
+                self.client_scores[a.client] = acc
+                self.score_fresh[a.client] = True
+
+    def _tick(self, r: int) -> None:
+        self.last_tick_round = r
+        acc_s, loss_s = self.evaluate(self.global_w)
+        have = [i for i in range(self.n) if self.uploads[i] is not None]
+        if self.restoration.rho_min > 0.99 or not have:
+            acc_a = acc_s
+            signal = acc_s if self.switch("gmr_signal") == "test" else self.evaluate(self.global_w, "val")[0]
+        else:
+            coeffs = self.staleness.coefficients()
+            avg = buffer_average([self.uploads[i] for i in have], [coeffs[i] for i in have])
+            acc_a, _ = self.evaluate(avg)
+            signal = acc_a if self.switch("gmr_signal") == "test" else self.evaluate(avg, "val")[0]
+        scores = None
+        if self.method.client_triggers:
+            if self.switch("stale_client_scores"):
+                scores = list(self.client_scores)
+            else:  # clean: a client's monitor only moves on a freshly measured score
+                scores = [s if f else None for s, f in zip(self.client_scores, self.score_fresh)]
+            self.score_fresh = [False] * self.n
+        self.restoration.on_tick(self.net.time, signal, scores)
+        self.densities = list(self.restoration.densities)
+        self.method.rebuild_masks(self)
+        self.metrics.append({
+            "tick": self.tick_index, "round": r, "virtual_time": round(self.net.time, 6),
+            "wall_time": round(self.wall_elapsed, 3), "acc_server": acc_s, "acc_avg": acc_a,
+            "acc": max(acc_s, acc_a), "loss_server": loss_s,
+            "avg_density": sum(self.densities) / self.n, "rho_min": self.restoration.rho_min,
+            "bytes_up": round(self.bytes_up, 6), "bytes_down": round(self.bytes_down, 6),
+        })
+        for i in range(self.n):
+            self.client_rows.append({
+                "tick": self.tick_index, "client": i, "tier": self.tiers[i], "density": self.densities[i],
+                "staleness": self.last_staleness[i], "trained": self.net.train_number[i],
+                "arrived": self.arrived_since_tick[i],
+                "acc_client": self.client_scores[i] if self.client_scores[i] >= 0 else math.nan,
+            })
+        self.arrived_since_tick = [0] * self.n
+        self.tick_index += 1
+
+    # ---- state -----------------------------------------------------------------------------------
+    def state_dict(self) -> dict:
+        return {
+            "global_w": self.global_w, "uploads": self.uploads, "coverage": self.coverage,
+            "momentum": self.momentum, "pending": self.pending, "snapshots": self.snapshots,
+            "client_lr": self.client_lr, "densities": self.densities,
+            "masks": None if self.masks is None else self.masks.state_dict(),
+            "net": self.net.state_dict(), "staleness": self.staleness.state_dict(),
+            "restoration": self.restoration.state_dict(),
+            "streams": [s.state_dict() for s in self.streams],
+            "client_scores": self.client_scores, "score_fresh": self.score_fresh,
+            "last_staleness": self.last_staleness, "arrived_since_tick": self.arrived_since_tick,
+            "ims_dens": self.ims_dens, "metrics": self.metrics, "client_rows": self.client_rows,
+            "last_tick_round": self.last_tick_round, "tick_index": self.tick_index,
+            "bytes_up": self.bytes_up, "bytes_down": self.bytes_down, "wall_elapsed": self.wall_elapsed,
+        }
+
+    def load_state_dict(self, s: dict) -> None:
+        self.global_w = s["global_w"].to(self.device)
+        for key in ("uploads", "coverage", "momentum", "pending", "snapshots", "client_lr", "densities",
+                    "client_scores", "score_fresh", "last_staleness", "arrived_since_tick", "ims_dens",
+                    "metrics", "client_rows", "last_tick_round", "tick_index", "bytes_up", "bytes_down",
+                    "wall_elapsed"):
+            setattr(self, key, s[key])
+        if s["masks"] is not None:
+            self.masks = NestedMasks.__new__(NestedMasks)
+            self.masks.load_state_dict(s["masks"])
+        else:
+            self.masks = None
+        self.net.load_state_dict(s["net"])
+        self.staleness.load_state_dict(s["staleness"])
+        self.restoration.load_state_dict(s["restoration"])
+        for st, sd in zip(self.streams, s["streams"]):
+            st.load_state_dict(sd)
+
+
+def run(cfg: dict, out: Path, checkpoint_dir: Path | None = None, device: str = "cpu",
+        progress: bool = True) -> Simulation:
+    """Run (or resume) one simulation and write its result files into ``out``."""
+    from tqdm import tqdm
+
+    out = Path(out)
+    ckdir = Path(checkpoint_dir) if checkpoint_dir else out / "checkpoint"
+    sim = Simulation(cfg, device)
+    state = checkpoint.load(ckdir, cfg)
+    if state is not None:
+        sim.load_state_dict(state)
+        log.info("resumed from %s at round %d", ckdir, sim.net.train_number[0])
+    out.mkdir(parents=True, exist_ok=True)
+    results.write_config(out, cfg)
+    every = cfg["run"]["checkpoint_every"]
+    bar = tqdm(total=cfg["schedule"]["max_rounds"], initial=min(sim.net.train_number[0],
+               cfg["schedule"]["max_rounds"]), disable=not progress, unit="round", dynamic_ncols=True,
+               leave=False, desc=cfg["method"])
+    t0 = time.perf_counter() - sim.wall_elapsed
+    last_saved_tick = sim.tick_index
+    while True:
+        sim.wall_elapsed = time.perf_counter() - t0
+        ticks_before = sim.tick_index
+        if not sim.step():
+            break
+        bar.n = min(sim.net.train_number[0], cfg["schedule"]["max_rounds"])
+        if sim.tick_index != ticks_before:
+            row = sim.metrics[-1]
+            bar.set_postfix(t=f"{sim.net.time:.0f}s", acc=f"{row['acc']:.3f}",
+                            dens=f"{row['avg_density']:.3f}", refresh=False)
+            if sim.tick_index - last_saved_tick >= every:
+                checkpoint.save(ckdir, cfg, sim.state_dict())
+                results.write_tables(out, sim.metrics, sim.client_rows)
+                last_saved_tick = sim.tick_index
+        bar.update(0)
+    bar.close()
+    sim.wall_elapsed = time.perf_counter() - t0
+    results.write_tables(out, sim.metrics, sim.client_rows)
+    results.write_run_info(out, cfg, sim, status="complete")
+    checkpoint.save(ckdir, cfg, sim.state_dict())
+    return sim

@@ -1,0 +1,131 @@
+"""Local training: K steps of masked SGD on the flat parameter vector (reference §4.4, §8.2).
+
+One working model serves every client: its parameters are views into ``Trainer.work`` (see
+``fedgmr.flat``). A client step is a pure function of (start weights, mask, optimiser state, batches):
+copy the start weights in, run K steps, read the result out. SGD with momentum and weight decay is a few
+vector operations on the flat vectors, so there is no per-client optimiser object.
+
+Masking (reference §4.4):
+- the forward pass uses w ⊙ m, so gradients of masked coordinates are zero;
+- ``remask`` (clean semantics, and ImageNet as released) re-applies the mask after every step and
+  zeroes the masked momentum, so masked coordinates stay exactly zero;
+- without it (StackOverflow as released, B6) momentum and weight decay move masked coordinates and the
+  upload carries small non-zero values there.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from fedgmr.flat import FlatLayout
+
+
+def loss_fn(kind: str, logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+    if kind == "bce_onehot":  # reference §8.1 / B22
+        onehot = F.one_hot(target, logits.shape[-1]).to(logits.dtype)
+        return F.binary_cross_entropy_with_logits(logits, onehot)
+    # Language model: cross-entropy over all positions, padding included (B22).
+    return F.cross_entropy(logits.reshape(-1, logits.shape[-1]), target.reshape(-1))
+
+
+def lr_at(base: float, schedule: dict, round_: int) -> float:
+    kind = schedule.get("kind", "constant")
+    if kind == "constant":
+        return base
+    if kind == "step":
+        return base * schedule["gamma"] ** (round_ // schedule["step"])
+    if kind == "multistep":
+        return base * schedule["gamma"] ** sum(round_ >= m for m in schedule["milestones"])
+    raise ValueError(f"unknown lr schedule {kind!r}")
+
+
+class Trainer:
+    """Runs local SGD for any client on one shared working model."""
+
+    def __init__(self, model: nn.Module, layout: FlatLayout, work: torch.Tensor, grad: torch.Tensor,
+                 loss: str, momentum: float, weight_decay: float):
+        self.model = model
+        self.layout = layout
+        self.work = work
+        self.grad = grad
+        self.loss = loss
+        self.momentum = momentum
+        self.weight_decay = weight_decay
+        # SGD never touches buffers (BN running stats): forward updates them in place.
+        self.trainable = layout.trainable.to(work.device)
+
+    def train(self, start: torch.Tensor, mask: torch.Tensor | None, momentum_buf: torch.Tensor | None,
+              batches, lr: float, remask: bool, seed: int) -> torch.Tensor:
+        """Run the local steps and return the resulting flat vector (a new tensor).
+
+        Args:
+            start: flat weights the client starts from (already masked by the server).
+            mask: bool flat mask (True = active), or None for a dense model.
+            momentum_buf: the client's flat momentum buffer, updated in place, or None.
+            batches: iterable of (inputs, targets).
+            lr: learning rate pushed by the server.
+            remask: keep masked coordinates (and their momentum) exactly zero after every step.
+            seed: seeds dropout for this client's round, so runs are reproducible and resumable.
+        """
+        w, g = self.work, self.grad
+        w.copy_(start)
+        fmask = None if mask is None else mask.to(w.dtype)
+        leak = None
+        self.model.train()
+        torch.manual_seed(seed)
+        for x, y in batches:
+            if fmask is not None and not remask:
+                # Keep the masked coordinates' drifting values aside: the forward sees w ⊙ m.
+                leak = w * (1.0 - fmask)
+                w.mul_(fmask)
+            g.zero_()
+            out = self.model(x)
+            self.loss_value = loss = loss_fn(self.loss, out, y)
+            loss.backward()
+            if leak is not None:
+                w.add_(leak)
+            step = g.mul_(self.trainable) if fmask is None else g.mul_(fmask).mul_(self.trainable)
+            if self.weight_decay:
+                step.add_(w * self.trainable, alpha=self.weight_decay)
+            if momentum_buf is not None and self.momentum:
+                momentum_buf.mul_(self.momentum).add_(step)
+                step = momentum_buf
+            w.add_(step, alpha=-lr)
+            if fmask is not None and remask:
+                w.mul_(fmask)
+                if momentum_buf is not None:
+                    momentum_buf.mul_(fmask)
+        return w.clone()
+
+
+@torch.inference_mode()
+def evaluate(model: nn.Module, work: torch.Tensor, weights: torch.Tensor, batches, task: str,
+             loss: str) -> tuple[float, float]:
+    """Accuracy and mean loss of ``weights`` over the evaluation batches.
+
+    Image tasks: top-1 accuracy. Language modelling: top-5 next-token accuracy over non-pad targets,
+    ``<unk>`` counted (reference §8.3, B23).
+    """
+    work.copy_(weights)
+    model.eval()
+    correct = total = 0
+    loss_sum, loss_n = 0.0, 0
+    for x, y in batches:
+        out = model(x)
+        loss_sum += float(loss_fn(loss, out, y)) * len(y)
+        loss_n += len(y)
+        if task == "image":
+            correct += int((out.argmax(1) == y).sum())
+            total += len(y)
+        else:
+            top5 = out.topk(5, dim=-1).indices
+            hit = (top5 == y.unsqueeze(-1)).any(-1)
+            valid = y != 0
+            correct += int((hit & valid).sum())
+            total += int(valid.sum())
+    acc = correct / total if total else 0.0
+    return acc, (loss_sum / loss_n if loss_n else math.nan)
