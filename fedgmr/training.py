@@ -16,6 +16,8 @@ Masking (reference §4.4):
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
+from functools import partial
 
 import torch
 import torch.nn.functional as F
@@ -47,12 +49,12 @@ class Trainer:
     """Runs local SGD for any client on one shared working model."""
 
     def __init__(self, model: nn.Module, layout: FlatLayout, work: torch.Tensor, grad: torch.Tensor,
-                 loss: str, momentum: float, weight_decay: float):
+                 loss: str | Callable, momentum: float, weight_decay: float):
         self.model = model
         self.layout = layout
         self.work = work
         self.grad = grad
-        self.loss = loss
+        self.loss = loss if callable(loss) else partial(loss_fn, loss)
         self.momentum = momentum
         self.weight_decay = weight_decay
         # SGD never touches buffers (BN running stats): forward updates them in place.
@@ -84,7 +86,7 @@ class Trainer:
                 w.mul_(fmask)
             g.zero_()
             out = self.model(x)
-            self.loss_value = loss = loss_fn(self.loss, out, y)
+            loss = self.loss(out, y)
             loss.backward()
             if leak is not None:
                 w.add_(leak)
