@@ -88,7 +88,7 @@ class Simulation:
             draws=net["draws"], phantom_arrivals=self.switch("phantom_arrivals"),
             released_startup=self.switch("released_startup"), seed=_seed(self.seed, 3) % 2**32)
         self.net = Network(spec)
-        self.staleness = Staleness(cfg["staleness"]["kind"], cfg["staleness"]["a"], n)
+        self.staleness = Staleness(n, kind=cfg["staleness"]["kind"], a=cfg["staleness"]["a"])
         rs = cfg["restoration"]
         self.restoration = Restoration(
             RestorationConfig(recover=self.method.recover, client_triggers=self.method.client_triggers,
@@ -302,11 +302,9 @@ class Simulation:
                     "metrics", "client_rows", "last_tick_round", "tick_index", "bytes_up", "bytes_down",
                     "wall_elapsed"):
             setattr(self, key, s[key])
+        self.masks = None
         if s["masks"] is not None:
-            self.masks = NestedMasks.__new__(NestedMasks)
-            self.masks.load_state_dict(s["masks"])
-        else:
-            self.masks = None
+            self.masks = NestedMasks(s["masks"]["priority"].to(self.device), self.layout)
         self.net.load_state_dict(s["net"])
         self.staleness.load_state_dict(s["staleness"])
         self.restoration.load_state_dict(s["restoration"])
