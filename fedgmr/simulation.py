@@ -184,6 +184,7 @@ class Simulation:
         trained = self.net.begin_iteration()
         r = self.net.round
         tick = r % self.sched["interval"] == 0 and r != self.last_tick_round
+        m.on_round(self, r, tick)
 
         # A. local training
         for i in trained:

@@ -62,6 +62,11 @@ class Method:
         floor = cfg["restoration"]["min_density"]
         return [max(t, floor) for t in tiers]
 
+    # ---- per-round hook ------------------------------------------------------------------------
+    def on_round(self, sim: "Simulation", round_: int, tick: bool) -> None:
+        """Called at the start of every loop iteration, before local training (e.g. FIARSE rebuilds
+        its masks every round, FedRolex advances its window). Default: nothing."""
+
     # ---- sub-models ----------------------------------------------------------------------------
     def rebuild_masks(self, sim: "Simulation") -> None:
         """Nested magnitude masks from the current global model (every tick, reference §4.3)."""
