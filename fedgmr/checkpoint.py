@@ -31,6 +31,8 @@ def load(directory: Path, cfg: dict) -> dict | None:
         return None
     blob = torch.load(path, map_location="cpu", weights_only=False)
     if blob.get("run_id") != run_id(cfg):
-        raise ConfigError(f"{path}: checkpoint belongs to another config (run id {blob.get('run_id')}, "
-                          f"this config {run_id(cfg)}); remove it or use another --out")
+        raise ConfigError(
+            f"{path}: checkpoint belongs to another config (run id {blob.get('run_id')}, "
+            f"this config {run_id(cfg)}); remove it or use another --out"
+        )
     return blob["state"]

@@ -10,19 +10,28 @@ from pathlib import Path
 
 
 def _parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="python -m fedgmr",
-                                description="Virtual-time simulator for FedGMR and its baselines.")
+    p = argparse.ArgumentParser(
+        prog="python -m fedgmr", description="Virtual-time simulator for FedGMR and its baselines."
+    )
     sub = p.add_subparsers(dest="command", required=True)
-    r = sub.add_parser("run", help="run (or resume) one simulation",
-                       description="Run one simulation from a YAML/JSON config. Rerunning the same command "
-                                   "after a kill resumes from the last checkpoint.")
+    r = sub.add_parser(
+        "run",
+        help="run (or resume) one simulation",
+        description="Run one simulation from a YAML/JSON config. Rerunning the same command "
+        "after a kill resumes from the last checkpoint.",
+    )
     r.add_argument("config", help="YAML or JSON run config (see config/examples/tiny.yaml)")
     r.add_argument("--out", required=True, help="output directory for config.json, metrics.csv, ...")
     r.add_argument("--checkpoint-dir", help="where checkpoints live (default: OUT/checkpoint)")
     r.add_argument("--device", help="torch device, e.g. cpu or cuda (overrides run.device)")
     r.add_argument("--threads", type=int, help="torch intra-op threads (overrides run.threads)")
-    r.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
-                   help="override a config value, e.g. --set schedule.max_rounds=50 (YAML value)")
+    r.add_argument(
+        "--set",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="override a config value, e.g. --set schedule.max_rounds=50 (YAML value)",
+    )
     r.add_argument("--no-progress", action="store_true", help="no progress bar")
     r.add_argument("-v", "--verbose", action="store_true")
     sub.add_parser("methods", help="list the registered methods")
@@ -88,8 +97,13 @@ def _cmd_run(args) -> int:
     out = Path(args.out)
     created = not out.exists()
     try:
-        run(cfg, out, Path(args.checkpoint_dir) if args.checkpoint_dir else None, cfg["run"]["device"],
-            progress=cfg["run"]["progress"] and not args.no_progress)
+        run(
+            cfg,
+            out,
+            Path(args.checkpoint_dir) if args.checkpoint_dir else None,
+            cfg["run"]["device"],
+            progress=cfg["run"]["progress"] and not args.no_progress,
+        )
     except Exception:
         # Errors found while setting up (e.g. a dataset that does not load) leave no result files.
         if created and out.exists() and not (out / "metrics.csv").exists():
@@ -102,8 +116,10 @@ def main(argv: list[str] | None = None) -> int:
     from fedgmr.config import ConfigError
 
     args = _parser().parse_args(argv)
-    logging.basicConfig(level=logging.INFO if getattr(args, "verbose", False) else logging.WARNING,
-                        format="%(levelname)s %(name)s: %(message)s")
+    logging.basicConfig(
+        level=logging.INFO if getattr(args, "verbose", False) else logging.WARNING,
+        format="%(levelname)s %(name)s: %(message)s",
+    )
     try:
         if args.command == "methods":
             return _cmd_methods()

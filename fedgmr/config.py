@@ -120,12 +120,30 @@ SCHEMA: dict[str, Any] = {
 
 # What each switch is under `released` (the authors' code) and `clean` (the paper).
 SWITCH_VALUES = {
-    "released": dict(phantom_arrivals=True, misindexed_staleness=True, dense_round0=True,
-                     stale_client_scores=True, gmr_signal="test", fedavg_femnist_half=True,
-                     value_coverage=True, ims_lag=True, standard_clients="released", released_startup=True),
-    "clean": dict(phantom_arrivals=False, misindexed_staleness=False, dense_round0=False,
-                  stale_client_scores=False, gmr_signal="validation", fedavg_femnist_half=False,
-                  value_coverage=False, ims_lag=False, standard_clients="tier", released_startup=False),
+    "released": dict(
+        phantom_arrivals=True,
+        misindexed_staleness=True,
+        dense_round0=True,
+        stale_client_scores=True,
+        gmr_signal="test",
+        fedavg_femnist_half=True,
+        value_coverage=True,
+        ims_lag=True,
+        standard_clients="released",
+        released_startup=True,
+    ),
+    "clean": dict(
+        phantom_arrivals=False,
+        misindexed_staleness=False,
+        dense_round0=False,
+        stale_client_scores=False,
+        gmr_signal="validation",
+        fedavg_femnist_half=False,
+        value_coverage=False,
+        ims_lag=False,
+        standard_clients="tier",
+        released_startup=False,
+    ),
 }
 
 # Datasets whose released scripts use the medium shares for the standard-client count (B28, §2.1).
@@ -137,8 +155,13 @@ def _defaults(schema: dict) -> dict:
 
 
 def _check(path: str, value: Any, check: Any) -> Any:
-    if isinstance(check, tuple) and check and isinstance(check[0], type) and len(check) == 3 \
-            and not isinstance(check[1], type):
+    if (
+        isinstance(check, tuple)
+        and check
+        and isinstance(check[0], type)
+        and len(check) == 3
+        and not isinstance(check[1], type)
+    ):
         typ, lo, hi = check
         if typ is float and isinstance(value, int) and not isinstance(value, bool):
             value = float(value)
@@ -224,7 +247,9 @@ def resolve_config(raw: dict) -> dict:
         cfg["network"]["model_size_mb"] = prof.model_size_mb
     rs = cfg["restoration"]
     if rs["patience"] is None:
-        key = f"{'noniid' if cfg['dataset']['partition'] != 'iid' else 'iid'}_{cfg['clients']['heterogeneity']}"
+        key = (
+            f"{'noniid' if cfg['dataset']['partition'] != 'iid' else 'iid'}_{cfg['clients']['heterogeneity']}"
+        )
         rs["patience"] = prof.patience.get(key, 5)
     if rs["time_total"] is None:
         rs["time_total"] = float(prof.recover_time_total)
@@ -234,8 +259,10 @@ def resolve_config(raw: dict) -> dict:
     if len(tiers) != 5 or any(not isinstance(t, (int, float)) or not 0 < t <= 1 for t in tiers):
         raise ConfigError("clients.tiers: expected five densities in (0, 1]")
     if cfg["dataset"]["name"] not in ("synthetic_image", "synthetic_text") and not cfg["dataset"]["root"]:
-        raise ConfigError(f"dataset.root: required for dataset {cfg['dataset']['name']!r} "
-                          f"(prepare it with `python -m data_prep prepare {cfg['dataset']['name']} --out DIR`)")
+        raise ConfigError(
+            f"dataset.root: required for dataset {cfg['dataset']['name']!r} "
+            f"(prepare it with `python -m data_prep prepare {cfg['dataset']['name']} --out DIR`)"
+        )
     method.resolve(cfg)  # method-specific defaults and checks (trigger, min_density, fixed_density, ...)
     return cfg
 

@@ -40,17 +40,30 @@ def _load_source(cfg: dict):
     from data_prep import synthetic
 
     if ds["name"] == "synthetic_image":
-        return synthetic.make_image(n_train=ds["synthetic_train"], n_test=ds["synthetic_test"],
-                                    num_classes=10, shape=(1, 28, 28), seed=seed)
+        return synthetic.make_image(
+            n_train=ds["synthetic_train"],
+            n_test=ds["synthetic_test"],
+            num_classes=10,
+            shape=(1, 28, 28),
+            seed=seed,
+        )
     if ds["name"] == "synthetic_text":
-        return synthetic.make_text(n_train=ds["synthetic_train"], n_test_chunks=ds["synthetic_test"],
-                                   vocab_size=64, seq_len=32, n_users=max(cfg["clients"]["num"], 20), seed=seed)
+        return synthetic.make_text(
+            n_train=ds["synthetic_train"],
+            n_test_chunks=ds["synthetic_test"],
+            vocab_size=64,
+            seq_len=32,
+            n_users=max(cfg["clients"]["num"], 20),
+            seed=seed,
+        )
     from data_prep import DataError, load_prepared
 
     root = Path(ds["root"])
     if not (root / "manifest.json").is_file():
-        raise ConfigError(f"dataset.root: no prepared dataset at {root} (missing manifest.json; run "
-                          f"`python -m data_prep prepare {ds['name']} --out {root}`)")
+        raise ConfigError(
+            f"dataset.root: no prepared dataset at {root} (missing manifest.json; run "
+            f"`python -m data_prep prepare {ds['name']} --out {root}`)"
+        )
     try:
         return load_prepared(root)
     except DataError as exc:
@@ -100,9 +113,19 @@ def load_dataset(cfg: dict, profile_augment: str) -> FedData:
         keep = np.sort(np.random.default_rng(12345).permutation(len(test_x))[:max_test])
         test_x = np.asarray(test_x[keep])
         test_y = None if test_y is None else np.asarray(test_y[keep])
-    return FedData(task=src.task, train_x=src.train_x, train_y=src.train_y, test_x=test_x, test_y=test_y,
-                   num_classes=src.num_classes, vocab_size=src.vocab_size, pixel=src.pixel,
-                   clients=parts, val=val, augment=profile_augment)
+    return FedData(
+        task=src.task,
+        train_x=src.train_x,
+        train_y=src.train_y,
+        test_x=test_x,
+        test_y=test_y,
+        num_classes=src.num_classes,
+        vocab_size=src.vocab_size,
+        pixel=src.pixel,
+        clients=parts,
+        val=val,
+        augment=profile_augment,
+    )
 
 
 class Batcher:

@@ -43,8 +43,19 @@ def _k(values: list[float], k: int) -> tuple[float, ...]:
     return tuple(v * k for v in values)
 
 
-_CIFAR_SINGLE = [0, 8.95507e-6, 2.495288e-6, 2.780686e-6, 1.024265e-6, 1.277773e-6, 1.843831e-6,
-                 8.066104e-7, 5.145334e-7, 2.430023e-7, 0]
+_CIFAR_SINGLE = [
+    0,
+    8.95507e-6,
+    2.495288e-6,
+    2.780686e-6,
+    1.024265e-6,
+    1.277773e-6,
+    1.843831e-6,
+    8.066104e-7,
+    5.145334e-7,
+    2.430023e-7,
+    0,
+]
 _FEMNIST_SINGLE = [0, 7.09885e-6, 1.927325e-7, 1.782308e-7]
 # SO: hand-set priorities, not multiplied by K; positional emb, token emb, then q,k,v,o,ffn1,ffn2 per layer,
 # and decoder.linear1 takes the 15th entry (1.0), see reference §4.3.
@@ -55,8 +66,14 @@ _IMAGENET_COEFF = tuple([0.0] * 18)
 
 
 def _patience(table: list[int]) -> dict:
-    keys = [("iid", "high"), ("iid", "medium"), ("iid", "low"),
-            ("noniid", "high"), ("noniid", "medium"), ("noniid", "low")]
+    keys = [
+        ("iid", "high"),
+        ("iid", "medium"),
+        ("iid", "low"),
+        ("noniid", "high"),
+        ("noniid", "medium"),
+        ("noniid", "low"),
+    ]
     return {f"{s}_{h}": p for (s, h), p in zip(keys, table)}
 
 
@@ -67,38 +84,118 @@ def _add(p: DatasetProfile) -> None:
     PROFILES[p.name] = p
 
 
-_add(DatasetProfile(
-    name="femnist", task="image", model="leaf_cnn", num_classes=62, vocab_size=None, model_size_mb=25.9811,
-    local_steps=5, batch_size=20, lr=0.25, momentum=0.0, weight_decay=0.0,
-    lr_schedule={"kind": "constant"}, loss="bce_onehot", interval=25, max_time=150_000, max_rounds=10_001,
-    time_budget=70_000, recover_time_total=70_000, comm_coefficient=5.5616e-6,
-    comp_coefficients=_k(_FEMNIST_SINGLE, 5), normalize_by_layer_mean=False, remask_every_step=False,
-    augment="none", patience=_patience([5, 4, 3, 7, 3, 1]),
-))
-_add(DatasetProfile(
-    name="cifar10", task="image", model="vgg11", num_classes=10, vocab_size=None, model_size_mb=37.204,
-    local_steps=5, batch_size=20, lr=0.25, momentum=0.0, weight_decay=0.0,
-    lr_schedule={"kind": "constant"}, loss="bce_onehot", interval=50, max_time=305_000, max_rounds=20_001,
-    time_budget=220_000, recover_time_total=220_000, comm_coefficient=5.561621e-6,
-    comp_coefficients=_k(_CIFAR_SINGLE, 5), normalize_by_layer_mean=False, remask_every_step=False,
-    augment="cifar", patience=_patience([10, 25, 1, 15, 30, 1]),
-))
-_add(DatasetProfile(
-    name="imagenet100", task="image", model="resnet18", num_classes=100, vocab_size=None,
-    model_size_mb=43.1007, local_steps=5, batch_size=20, lr=0.02, momentum=0.9, weight_decay=1e-4,
-    lr_schedule={"kind": "step", "step": 2000, "gamma": 0.5 ** 0.2}, loss="ce", interval=50,
-    max_time=280_000, max_rounds=20_001, time_budget=250_000, recover_time_total=250_000,
-    comm_coefficient=5.5616e-6, comp_coefficients=_IMAGENET_COEFF, normalize_by_layer_mean=False,
-    remask_every_step=True, augment="imagenet", patience=_patience([40, 30, 40, 25, 30, 30]),
-))
-_add(DatasetProfile(
-    name="stackoverflow", task="lm", model="transformer_lm", num_classes=None, vocab_size=10_000,
-    model_size_mb=17.26, local_steps=10, batch_size=16, lr=2e-3, momentum=0.9, weight_decay=1e-4,
-    lr_schedule={"kind": "multistep", "milestones": [2500, 5000, 7500], "gamma": 0.5}, loss="ce",
-    interval=25, max_time=3_000_000, max_rounds=13_001, time_budget=70_000, recover_time_total=70_000,
-    comm_coefficient=0.0, comp_coefficients=_SO_COEFF, normalize_by_layer_mean=True,
-    remask_every_step=False, augment="none", patience=_patience([15, 20, 8, 10, 10, 20]),
-))
+_add(
+    DatasetProfile(
+        name="femnist",
+        task="image",
+        model="leaf_cnn",
+        num_classes=62,
+        vocab_size=None,
+        model_size_mb=25.9811,
+        local_steps=5,
+        batch_size=20,
+        lr=0.25,
+        momentum=0.0,
+        weight_decay=0.0,
+        lr_schedule={"kind": "constant"},
+        loss="bce_onehot",
+        interval=25,
+        max_time=150_000,
+        max_rounds=10_001,
+        time_budget=70_000,
+        recover_time_total=70_000,
+        comm_coefficient=5.5616e-6,
+        comp_coefficients=_k(_FEMNIST_SINGLE, 5),
+        normalize_by_layer_mean=False,
+        remask_every_step=False,
+        augment="none",
+        patience=_patience([5, 4, 3, 7, 3, 1]),
+    )
+)
+_add(
+    DatasetProfile(
+        name="cifar10",
+        task="image",
+        model="vgg11",
+        num_classes=10,
+        vocab_size=None,
+        model_size_mb=37.204,
+        local_steps=5,
+        batch_size=20,
+        lr=0.25,
+        momentum=0.0,
+        weight_decay=0.0,
+        lr_schedule={"kind": "constant"},
+        loss="bce_onehot",
+        interval=50,
+        max_time=305_000,
+        max_rounds=20_001,
+        time_budget=220_000,
+        recover_time_total=220_000,
+        comm_coefficient=5.561621e-6,
+        comp_coefficients=_k(_CIFAR_SINGLE, 5),
+        normalize_by_layer_mean=False,
+        remask_every_step=False,
+        augment="cifar",
+        patience=_patience([10, 25, 1, 15, 30, 1]),
+    )
+)
+_add(
+    DatasetProfile(
+        name="imagenet100",
+        task="image",
+        model="resnet18",
+        num_classes=100,
+        vocab_size=None,
+        model_size_mb=43.1007,
+        local_steps=5,
+        batch_size=20,
+        lr=0.02,
+        momentum=0.9,
+        weight_decay=1e-4,
+        lr_schedule={"kind": "step", "step": 2000, "gamma": 0.5**0.2},
+        loss="ce",
+        interval=50,
+        max_time=280_000,
+        max_rounds=20_001,
+        time_budget=250_000,
+        recover_time_total=250_000,
+        comm_coefficient=5.5616e-6,
+        comp_coefficients=_IMAGENET_COEFF,
+        normalize_by_layer_mean=False,
+        remask_every_step=True,
+        augment="imagenet",
+        patience=_patience([40, 30, 40, 25, 30, 30]),
+    )
+)
+_add(
+    DatasetProfile(
+        name="stackoverflow",
+        task="lm",
+        model="transformer_lm",
+        num_classes=None,
+        vocab_size=10_000,
+        model_size_mb=17.26,
+        local_steps=10,
+        batch_size=16,
+        lr=2e-3,
+        momentum=0.9,
+        weight_decay=1e-4,
+        lr_schedule={"kind": "multistep", "milestones": [2500, 5000, 7500], "gamma": 0.5},
+        loss="ce",
+        interval=25,
+        max_time=3_000_000,
+        max_rounds=13_001,
+        time_budget=70_000,
+        recover_time_total=70_000,
+        comm_coefficient=0.0,
+        comp_coefficients=_SO_COEFF,
+        normalize_by_layer_mean=True,
+        remask_every_step=False,
+        augment="none",
+        patience=_patience([15, 20, 8, 10, 10, 20]),
+    )
+)
 
 
 def _standin(name: str, like: str, **changes) -> None:

@@ -18,8 +18,20 @@ from pathlib import Path
 
 import numpy as np
 
-METRIC_COLUMNS = ["tick", "round", "virtual_time", "wall_time", "acc_server", "acc_avg", "acc", "loss_server",
-                  "avg_density", "rho_min", "bytes_up", "bytes_down"]
+METRIC_COLUMNS = [
+    "tick",
+    "round",
+    "virtual_time",
+    "wall_time",
+    "acc_server",
+    "acc_avg",
+    "acc",
+    "loss_server",
+    "avg_density",
+    "rho_min",
+    "bytes_up",
+    "bytes_down",
+]
 CLIENT_COLUMNS = ["tick", "client", "tier", "density", "staleness", "trained", "arrived", "acc_client"]
 
 
@@ -34,8 +46,14 @@ def _csv(rows: list[dict], columns: list[str]) -> str:
     w = csv.DictWriter(buf, fieldnames=columns, lineterminator="\n", extrasaction="ignore")
     w.writeheader()
     for row in rows:
-        w.writerow({k: ("" if isinstance(v, float) and math.isnan(v) else
-                        (repr(v) if isinstance(v, float) else v)) for k, v in row.items()})
+        w.writerow(
+            {
+                k: (
+                    "" if isinstance(v, float) and math.isnan(v) else (repr(v) if isinstance(v, float) else v)
+                )
+                for k, v in row.items()
+            }
+        )
     return buf.getvalue()
 
 
@@ -53,8 +71,12 @@ def write_config(out: Path, cfg: dict) -> None:
 def _git_sha() -> str | None:
     try:
         here = Path(__file__).resolve().parent
-        return subprocess.run(["git", "rev-parse", "HEAD"], cwd=here, capture_output=True, text=True,
-                              timeout=5).stdout.strip() or None
+        return (
+            subprocess.run(
+                ["git", "rev-parse", "HEAD"], cwd=here, capture_output=True, text=True, timeout=5
+            ).stdout.strip()
+            or None
+        )
     except (OSError, subprocess.SubprocessError):
         return None
 
@@ -66,12 +88,24 @@ def write_run_info(out: Path, cfg: dict, sim, status: str) -> None:
     from fedgmr.config import run_id
 
     info = {
-        "status": status, "run_id": run_id(cfg), "method": cfg["method"], "dataset": cfg["dataset"]["name"],
-        "rounds": sim.net.train_number[0], "virtual_time": sim.net.time, "wall_time_s": round(sim.wall_elapsed, 3),
-        "ticks": sim.tick_index, "device": str(sim.device), "threads": torch.get_num_threads(),
-        "versions": {"fedgmr": fedgmr.__version__, "torch": torch.__version__, "numpy": np.__version__,
-                     "python": platform.python_version()},
-        "git_sha": _git_sha(), "restoration_events": getattr(sim.restoration, "events", []),
+        "status": status,
+        "run_id": run_id(cfg),
+        "method": cfg["method"],
+        "dataset": cfg["dataset"]["name"],
+        "rounds": sim.net.train_number[0],
+        "virtual_time": sim.net.time,
+        "wall_time_s": round(sim.wall_elapsed, 3),
+        "ticks": sim.tick_index,
+        "device": str(sim.device),
+        "threads": torch.get_num_threads(),
+        "versions": {
+            "fedgmr": fedgmr.__version__,
+            "torch": torch.__version__,
+            "numpy": np.__version__,
+            "python": platform.python_version(),
+        },
+        "git_sha": _git_sha(),
+        "restoration_events": getattr(sim.restoration, "events", []),
     }
     atomic_write(out / "run.json", json.dumps(info, indent=2, default=str))
 

@@ -72,30 +72,50 @@ class Simulation:
         self.layout, self.work, grad = flatten_module(self.model, self.model.prunable, self.device)
         self.layout_prunable = self.layout.prunable.to(self.device)
         self.global_w = self.work.clone()
-        self.trainer = Trainer(self.model, self.layout, self.work, grad, tr["loss"], tr["momentum"],
-                               tr["weight_decay"])
+        self.trainer = Trainer(
+            self.model, self.layout, self.work, grad, tr["loss"], tr["momentum"], tr["weight_decay"]
+        )
 
         level = cfg["clients"]["heterogeneity"]
         self.tiers = client_tiers(n, level, cfg["clients"]["tiers"])
         self.densities = self.method.initial_densities(cfg, self.tiers)
         net = cfg["network"]
         spec = NetworkSpec(
-            model_size_mb=net["model_size_mb"], tiers=self.tiers,
+            model_size_mb=net["model_size_mb"],
+            tiers=self.tiers,
             standard=standard_clients(n, level, cfg["switches"]["standard_clients"]),
-            sync=self.method.sync, ims=self.method.ims, compute_time=net["compute_time"],
-            server_up=net["server_up"], server_down=net["server_down"], client_down=net["client_down"],
-            client_up=net["client_up"], client_sigma=net["client_sigma"], server_sigma=net["server_sigma"],
-            draws=net["draws"], phantom_arrivals=self.switch("phantom_arrivals"),
-            released_startup=self.switch("released_startup"), seed=_seed(self.seed, 3) % 2**32)
+            sync=self.method.sync,
+            ims=self.method.ims,
+            compute_time=net["compute_time"],
+            server_up=net["server_up"],
+            server_down=net["server_down"],
+            client_down=net["client_down"],
+            client_up=net["client_up"],
+            client_sigma=net["client_sigma"],
+            server_sigma=net["server_sigma"],
+            draws=net["draws"],
+            phantom_arrivals=self.switch("phantom_arrivals"),
+            released_startup=self.switch("released_startup"),
+            seed=_seed(self.seed, 3) % 2**32,
+        )
         self.net = Network(spec)
         self.staleness = Staleness(n, kind=cfg["staleness"]["kind"], a=cfg["staleness"]["a"])
         rs = cfg["restoration"]
         self.restoration = Restoration(
-            RestorationConfig(recover=self.method.recover, client_triggers=self.method.client_triggers,
-                              patience=rs["patience"], trigger=rs["trigger"], step_mode=rs["step_mode"],
-                              step=rs["step"], time_total=rs["time_total"],
-                              time_points=tuple(rs["time_points"]), time_ladder=tuple(rs["time_ladder"])),
-            list(self.densities), rs["min_density"])
+            RestorationConfig(
+                recover=self.method.recover,
+                client_triggers=self.method.client_triggers,
+                patience=rs["patience"],
+                trigger=rs["trigger"],
+                step_mode=rs["step_mode"],
+                step=rs["step"],
+                time_total=rs["time_total"],
+                time_points=tuple(rs["time_points"]),
+                time_ladder=tuple(rs["time_ladder"]),
+            ),
+            list(self.densities),
+            rs["min_density"],
+        )
 
         self.masks: NestedMasks | None = None
         if not self.switch("dense_round0"):
@@ -112,7 +132,10 @@ class Simulation:
         self.score_fresh = [False] * n
         self.last_staleness = [0] * n
         self.arrived_since_tick = [0] * n
+        # Released IMS broadcast sizes lag one tick (B10): rounds of tick k use the densities set at
+        # tick k-1, zeros before tick 1. ``prev_tick_dens`` holds the densities set at the last tick.
         self.ims_dens: list[float] | None = [0.0] * n if self.switch("ims_lag") else None
+        self.prev_tick_dens = [0.0] * n
         self.metrics: list[dict] = []
         self.client_rows: list[dict] = []
         self.last_tick_round = -1
@@ -129,22 +152,37 @@ class Simulation:
         coeffs = None
         if use_coefficients:
             p = self.profile
-            coeffs = [p.comm_coefficient + (p.comp_coefficients[i] if i < len(p.comp_coefficients) else 0.0)
-                      for i in range(len(self.layout.layers))]
+            coeffs = [
+                p.comm_coefficient + (p.comp_coefficients[i] if i < len(p.comp_coefficients) else 0.0)
+                for i in range(len(self.layout.layers))
+            ]
             if not any(coeffs):
                 coeffs = None  # all-zero coefficients mean "unweighted"
-        priority = build_priority(self.global_w.abs(), self.layout, coeffs,
-                                  normalize_by_layer_mean=self.profile.normalize_by_layer_mean)
+        priority = build_priority(
+            self.global_w.abs(),
+            self.layout,
+            coeffs,
+            normalize_by_layer_mean=self.profile.normalize_by_layer_mean,
+        )
         self.masks = NestedMasks(priority, self.layout)
 
     def train_locally(self, client: int, start: torch.Tensor, mask: torch.Tensor | None) -> torch.Tensor:
         tn = self.net.train_number[client]
         gen = torch.Generator().manual_seed(_seed(self.seed, 4, client, tn))
         stream = self.streams[client]
-        batches = (self.batcher.train_batch(stream.next(self.batch_size), gen) for _ in range(self.local_steps))
+        batches = (
+            self.batcher.train_batch(stream.next(self.batch_size), gen) for _ in range(self.local_steps)
+        )
         remask = (not self.switch("value_coverage")) or self.profile.remask_every_step
-        return self.trainer.train(start, mask, self.momentum[client], batches, self.client_lr[client],
-                                  remask=remask, seed=_seed(self.seed, 5, client, tn))
+        return self.trainer.train(
+            start,
+            mask,
+            self.momentum[client],
+            batches,
+            self.client_lr[client],
+            remask=remask,
+            seed=_seed(self.seed, 5, client, tn),
+        )
 
     # ---- evaluation ------------------------------------------------------------------------------
     def _eval_batches(self, x: np.ndarray, y: np.ndarray | None):
@@ -152,8 +190,10 @@ class Simulation:
         d = self.data
         for s in range(0, len(x), bs):
             if d.task == "image":
-                yield self.batcher.images(x[s : s + bs]), torch.from_numpy(
-                    np.asarray(y[s : s + bs], dtype=np.int64)).to(self.device)
+                yield (
+                    self.batcher.images(x[s : s + bs]),
+                    torch.from_numpy(np.asarray(y[s : s + bs], dtype=np.int64)).to(self.device),
+                )
             else:
                 tok = torch.from_numpy(np.asarray(x[s : s + bs], dtype=np.int64)).to(self.device)
                 yield tok[:, :-1], tok[:, 1:]
@@ -168,8 +208,9 @@ class Simulation:
             x, y = d.train_x[idx], (None if d.train_y is None else d.train_y[idx])
         if len(x) == 0:
             return math.nan, math.nan
-        return evaluate(self.model, self.work, weights, self._eval_batches(x, y), d.task,
-                        self.cfg["training"]["loss"])
+        return evaluate(
+            self.model, self.work, weights, self._eval_batches(x, y), d.task, self.cfg["training"]["loss"]
+        )
 
     # ---- the loop --------------------------------------------------------------------------------
     def finished_by_limits(self) -> bool:
@@ -203,13 +244,21 @@ class Simulation:
                 self.arrived_since_tick[a.client] += 1
             coeffs = self.staleness.arrival_coefficients(clients, self.switch("misindexed_staleness"))
             beta = self.staleness.beta(clients)
-            cover = [self.coverage[i] if self.coverage[i] is not None else
-                     torch.ones_like(self.global_w, dtype=torch.bool) for i in clients]
-            self.global_w = AGGREGATORS[m.merge](self.global_w, [self.uploads[i] for i in clients], cover,
-                                                 coeffs, beta)
+            cover = [
+                self.coverage[i]
+                if self.coverage[i] is not None
+                else torch.ones_like(self.global_w, dtype=torch.bool)
+                for i in clients
+            ]
+            self.global_w = AGGREGATORS[m.merge](
+                self.global_w, [self.uploads[i] for i in clients], cover, coeffs, beta
+            )
             self._client_scores(arrivals)
         if tick:
+            if self.ims_dens is not None:
+                self.ims_dens = self.prev_tick_dens
             self._tick(r)
+            self.prev_tick_dens = list(self.densities)
         # E/F. downloads
         disp = self.net.dispatch(self.densities, self.ims_dens)
         lr = lr_at(self.cfg["training"]["lr"], self.cfg["training"]["lr_schedule"], r)
@@ -223,8 +272,6 @@ class Simulation:
             self.pending[i] = None  # the current sub-model: nothing changes before it trains
             self.client_lr[i] = lr
             self.bytes_down += S * self.densities[i]
-        if tick and self.ims_dens is not None:
-            self.ims_dens = list(self.densities)  # IMS increments lag one tick (B10)
         return True
 
     def _client_scores(self, arrivals) -> None:
@@ -262,46 +309,93 @@ class Simulation:
         self.restoration.on_tick(self.net.time, signal, scores)
         self.densities = list(self.restoration.densities)
         self.method.rebuild_masks(self)
-        self.metrics.append({
-            "tick": self.tick_index, "round": r, "virtual_time": round(self.net.time, 6),
-            "wall_time": round(self.wall_elapsed, 3), "acc_server": acc_s, "acc_avg": acc_a,
-            "acc": max(acc_s, acc_a), "loss_server": loss_s,
-            "avg_density": sum(self.densities) / self.n, "rho_min": self.restoration.rho_min,
-            "bytes_up": round(self.bytes_up, 6), "bytes_down": round(self.bytes_down, 6),
-        })
+        self.metrics.append(
+            {
+                "tick": self.tick_index,
+                "round": r,
+                "virtual_time": round(self.net.time, 6),
+                "wall_time": round(self.wall_elapsed, 3),
+                "acc_server": acc_s,
+                "acc_avg": acc_a,
+                "acc": max(acc_s, acc_a),
+                "loss_server": loss_s,
+                "avg_density": sum(self.densities) / self.n,
+                "rho_min": self.restoration.rho_min,
+                "bytes_up": round(self.bytes_up, 6),
+                "bytes_down": round(self.bytes_down, 6),
+            }
+        )
         for i in range(self.n):
-            self.client_rows.append({
-                "tick": self.tick_index, "client": i, "tier": self.tiers[i], "density": self.densities[i],
-                "staleness": self.last_staleness[i], "trained": self.net.train_number[i],
-                "arrived": self.arrived_since_tick[i],
-                "acc_client": self.client_scores[i] if self.client_scores[i] >= 0 else math.nan,
-            })
+            self.client_rows.append(
+                {
+                    "tick": self.tick_index,
+                    "client": i,
+                    "tier": self.tiers[i],
+                    "density": self.densities[i],
+                    "staleness": self.last_staleness[i],
+                    "trained": self.net.train_number[i],
+                    "arrived": self.arrived_since_tick[i],
+                    "acc_client": self.client_scores[i] if self.client_scores[i] >= 0 else math.nan,
+                }
+            )
         self.arrived_since_tick = [0] * self.n
         self.tick_index += 1
 
     # ---- state -----------------------------------------------------------------------------------
     def state_dict(self) -> dict:
         return {
-            "global_w": self.global_w, "uploads": self.uploads, "coverage": self.coverage,
-            "momentum": self.momentum, "pending": self.pending, "snapshots": self.snapshots,
-            "client_lr": self.client_lr, "densities": self.densities,
+            "global_w": self.global_w,
+            "uploads": self.uploads,
+            "coverage": self.coverage,
+            "momentum": self.momentum,
+            "pending": self.pending,
+            "snapshots": self.snapshots,
+            "client_lr": self.client_lr,
+            "densities": self.densities,
             "masks": None if self.masks is None else self.masks.state_dict(),
-            "net": self.net.state_dict(), "staleness": self.staleness.state_dict(),
+            "net": self.net.state_dict(),
+            "staleness": self.staleness.state_dict(),
             "restoration": self.restoration.state_dict(),
             "streams": [s.state_dict() for s in self.streams],
-            "client_scores": self.client_scores, "score_fresh": self.score_fresh,
-            "last_staleness": self.last_staleness, "arrived_since_tick": self.arrived_since_tick,
-            "ims_dens": self.ims_dens, "metrics": self.metrics, "client_rows": self.client_rows,
-            "last_tick_round": self.last_tick_round, "tick_index": self.tick_index,
-            "bytes_up": self.bytes_up, "bytes_down": self.bytes_down, "wall_elapsed": self.wall_elapsed,
+            "client_scores": self.client_scores,
+            "score_fresh": self.score_fresh,
+            "last_staleness": self.last_staleness,
+            "arrived_since_tick": self.arrived_since_tick,
+            "ims_dens": self.ims_dens,
+            "prev_tick_dens": self.prev_tick_dens,
+            "metrics": self.metrics,
+            "client_rows": self.client_rows,
+            "last_tick_round": self.last_tick_round,
+            "tick_index": self.tick_index,
+            "bytes_up": self.bytes_up,
+            "bytes_down": self.bytes_down,
+            "wall_elapsed": self.wall_elapsed,
         }
 
     def load_state_dict(self, s: dict) -> None:
         self.global_w = s["global_w"].to(self.device)
-        for key in ("uploads", "coverage", "momentum", "pending", "snapshots", "client_lr", "densities",
-                    "client_scores", "score_fresh", "last_staleness", "arrived_since_tick", "ims_dens",
-                    "metrics", "client_rows", "last_tick_round", "tick_index", "bytes_up", "bytes_down",
-                    "wall_elapsed"):
+        for key in (
+            "uploads",
+            "coverage",
+            "momentum",
+            "pending",
+            "snapshots",
+            "client_lr",
+            "densities",
+            "client_scores",
+            "score_fresh",
+            "last_staleness",
+            "arrived_since_tick",
+            "ims_dens",
+            "prev_tick_dens",
+            "metrics",
+            "client_rows",
+            "last_tick_round",
+            "tick_index",
+            "bytes_up",
+            "bytes_down",
+            "wall_elapsed",
+        ):
             setattr(self, key, s[key])
         self.masks = None
         if s["masks"] is not None:
@@ -313,8 +407,9 @@ class Simulation:
             st.load_state_dict(sd)
 
 
-def run(cfg: dict, out: Path, checkpoint_dir: Path | None = None, device: str = "cpu",
-        progress: bool = True) -> Simulation:
+def run(
+    cfg: dict, out: Path, checkpoint_dir: Path | None = None, device: str = "cpu", progress: bool = True
+) -> Simulation:
     """Run (or resume) one simulation and write its result files into ``out``."""
     from tqdm import tqdm
 
@@ -328,9 +423,15 @@ def run(cfg: dict, out: Path, checkpoint_dir: Path | None = None, device: str = 
     out.mkdir(parents=True, exist_ok=True)
     results.write_config(out, cfg)
     every = cfg["run"]["checkpoint_every"]
-    bar = tqdm(total=cfg["schedule"]["max_rounds"], initial=min(sim.net.train_number[0],
-               cfg["schedule"]["max_rounds"]), disable=not progress, unit="round", dynamic_ncols=True,
-               leave=False, desc=cfg["method"])
+    bar = tqdm(
+        total=cfg["schedule"]["max_rounds"],
+        initial=min(sim.net.train_number[0], cfg["schedule"]["max_rounds"]),
+        disable=not progress,
+        unit="round",
+        dynamic_ncols=True,
+        leave=False,
+        desc=cfg["method"],
+    )
     t0 = time.perf_counter() - sim.wall_elapsed
     last_saved_tick = sim.tick_index
     while True:
@@ -341,8 +442,12 @@ def run(cfg: dict, out: Path, checkpoint_dir: Path | None = None, device: str = 
         bar.n = min(sim.net.train_number[0], cfg["schedule"]["max_rounds"])
         if sim.tick_index != ticks_before:
             row = sim.metrics[-1]
-            bar.set_postfix(t=f"{sim.net.time:.0f}s", acc=f"{row['acc']:.3f}",
-                            dens=f"{row['avg_density']:.3f}", refresh=False)
+            bar.set_postfix(
+                t=f"{sim.net.time:.0f}s",
+                acc=f"{row['acc']:.3f}",
+                dens=f"{row['avg_density']:.3f}",
+                refresh=False,
+            )
             if sim.tick_index - last_saved_tick >= every:
                 checkpoint.save(ckdir, cfg, sim.state_dict())
                 results.write_tables(out, sim.metrics, sim.client_rows)

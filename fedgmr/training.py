@@ -48,8 +48,16 @@ def lr_at(base: float, schedule: dict, round_: int) -> float:
 class Trainer:
     """Runs local SGD for any client on one shared working model."""
 
-    def __init__(self, model: nn.Module, layout: FlatLayout, work: torch.Tensor, grad: torch.Tensor,
-                 loss: str | Callable, momentum: float, weight_decay: float):
+    def __init__(
+        self,
+        model: nn.Module,
+        layout: FlatLayout,
+        work: torch.Tensor,
+        grad: torch.Tensor,
+        loss: str | Callable,
+        momentum: float,
+        weight_decay: float,
+    ):
         self.model = model
         self.layout = layout
         self.work = work
@@ -60,8 +68,16 @@ class Trainer:
         # SGD never touches buffers (BN running stats): forward updates them in place.
         self.trainable = layout.trainable.to(work.device)
 
-    def train(self, start: torch.Tensor, mask: torch.Tensor | None, momentum_buf: torch.Tensor | None,
-              batches, lr: float, remask: bool, seed: int) -> torch.Tensor:
+    def train(
+        self,
+        start: torch.Tensor,
+        mask: torch.Tensor | None,
+        momentum_buf: torch.Tensor | None,
+        batches,
+        lr: float,
+        remask: bool,
+        seed: int,
+    ) -> torch.Tensor:
         """Run the local steps and return the resulting flat vector (a new tensor).
 
         Args:
@@ -105,8 +121,9 @@ class Trainer:
 
 
 @torch.inference_mode()
-def evaluate(model: nn.Module, work: torch.Tensor, weights: torch.Tensor, batches, task: str,
-             loss: str) -> tuple[float, float]:
+def evaluate(
+    model: nn.Module, work: torch.Tensor, weights: torch.Tensor, batches, task: str, loss: str
+) -> tuple[float, float]:
     """Accuracy and mean loss of ``weights`` over the evaluation batches.
 
     Image tasks: top-1 accuracy. Language modelling: top-5 next-token accuracy over non-pad targets,

@@ -10,7 +10,23 @@ from fedgmr.methods.registry import register
 
 register(Method("gmr_ga", "GMR with gradient averaging (GA)", "GMR+GA", merge="ga"))
 register(Method("gmr_fa", "GMR with zero-filled federated averaging (FA)", "GMR+FA", merge="fa"))
-register(Method("ga", "gradient averaging (GA) without restoration", "GA", merge="ga", recover=False,
-                client_triggers=False))
-register(Method("fa", "zero-filled averaging (FA) without restoration", "FA", merge="fa", recover=False,
-                client_triggers=False))
+register(
+    Method(
+        "ga",
+        "gradient averaging (GA) without restoration",
+        "GA",
+        merge="ga",
+        recover=False,
+        client_triggers=False,
+    )
+)
+register(
+    Method(
+        "fa",
+        "zero-filled averaging (FA) without restoration",
+        "FA",
+        merge="fa",
+        recover=False,
+        client_triggers=False,
+    )
+)

@@ -84,8 +84,9 @@ class Method:
         return start, mask
 
     # ---- local training ------------------------------------------------------------------------
-    def local_update(self, sim: "Simulation", client: int, start: torch.Tensor,
-                     mask: torch.Tensor | None) -> tuple[torch.Tensor, torch.Tensor | None]:
+    def local_update(
+        self, sim: "Simulation", client: int, start: torch.Tensor, mask: torch.Tensor | None
+    ) -> tuple[torch.Tensor, torch.Tensor | None]:
         """Train K local steps; return (upload, coverage). coverage None = everything covered."""
         upload = sim.train_locally(client, start, mask)
         if sim.switch("value_coverage"):

@@ -6,5 +6,14 @@ round beta-mixed into the global model with polynomial staleness weights (a = 0.
 from fedgmr.methods.base import Method
 from fedgmr.methods.registry import register
 
-register(Method("fedasync", "FedAsync: async deadline loop, full models, staleness beta-mixing",
-                "FedAsync", ims=False, merge="mix", full_model=True, client_triggers=False))
+register(
+    Method(
+        "fedasync",
+        "FedAsync: async deadline loop, full models, staleness beta-mixing",
+        "FedAsync",
+        ims=False,
+        merge="mix",
+        full_model=True,
+        client_triggers=False,
+    )
+)

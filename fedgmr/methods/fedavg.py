@@ -17,5 +17,15 @@ class FedAvg(Method):
         return 1.0
 
 
-register(FedAvg("fedavg", "FedAvg: synchronous, full models, plain average", "FedAvg", sync=True,
-                ims=False, merge="fa", full_model=True, client_triggers=False))
+register(
+    FedAvg(
+        "fedavg",
+        "FedAvg: synchronous, full models, plain average",
+        "FedAvg",
+        sync=True,
+        ims=False,
+        merge="fa",
+        full_model=True,
+        client_triggers=False,
+    )
+)

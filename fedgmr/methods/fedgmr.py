@@ -11,12 +11,27 @@ from fedgmr.methods.base import Method
 from fedgmr.methods.registry import register
 
 register(Method("fedgmr", "FedGMR: async + IMS + MA + GMR (ES triggers)", "FedGMR"))
-register(Method("fedgmr_fixed", "FedGMR with time-triggered restoration (fixed schedule)", "GMR (Fixed)",
-                trigger="time", client_triggers=False))
-register(Method("wo_gmr", "FedGMR without restoration (densities stay at their tiers)", "w/o GMR",
-                recover=False, client_triggers=False))
+register(
+    Method(
+        "fedgmr_fixed",
+        "FedGMR with time-triggered restoration (fixed schedule)",
+        "GMR (Fixed)",
+        trigger="time",
+        client_triggers=False,
+    )
+)
+register(
+    Method(
+        "wo_gmr",
+        "FedGMR without restoration (densities stay at their tiers)",
+        "w/o GMR",
+        recover=False,
+        client_triggers=False,
+    )
+)
 register(Method("wo_asyn", "FedGMR with synchronous rounds", "w/o Asyn", sync=True))
 register(Method("wo_buff", "FedGMR with beta-mixing instead of MA replace", "w/o Buff", merge="mix"))
 register(Method("wo_ims", "FedGMR with sequential sub-model sends (no IMS)", "w/o IMS", ims=False))
-register(Method("wo_buff_ims", "FedGMR without MA and without IMS", "w/o (Buff, IMS)", merge="mix",
-                ims=False))
+register(
+    Method("wo_buff_ims", "FedGMR without MA and without IMS", "w/o (Buff, IMS)", merge="mix", ims=False)
+)

@@ -23,5 +23,12 @@ class FixedDensity(Method):
         return [cfg["fixed_density"]] * len(tiers)
 
 
-register(FixedDensity("fixed_density", "all clients at one fixed density, no restoration",
-                      "fixed density", recover=False, client_triggers=False))
+register(
+    FixedDensity(
+        "fixed_density",
+        "all clients at one fixed density, no restoration",
+        "fixed density",
+        recover=False,
+        client_triggers=False,
+    )
+)

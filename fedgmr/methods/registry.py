@@ -22,8 +22,10 @@ def get(name: str) -> "Method":
 
 
 # Importing the method modules fills the registry (one file per method family).
-from fedgmr.methods import fedgmr as _fedgmr  # noqa: E402,F401
 from fedgmr.methods import aggregation_ablation as _agg  # noqa: E402,F401
-from fedgmr.methods import fedavg as _fedavg  # noqa: E402,F401
 from fedgmr.methods import fedasync as _fedasync  # noqa: E402,F401
+from fedgmr.methods import fedavg as _fedavg  # noqa: E402,F401
+from fedgmr.methods import fedgmr as _fedgmr  # noqa: E402,F401
+from fedgmr.methods import fedrolex as _fedrolex  # noqa: E402,F401
 from fedgmr.methods import fixed_density as _fixed  # noqa: E402,F401
+from fedgmr.methods import heterofl as _heterofl  # noqa: E402,F401

@@ -1,0 +1,7 @@
+"""``python -m data_prep``: see :mod:`data_prep.cli`."""
+
+import sys
+
+from .cli import main
+
+sys.exit(main())

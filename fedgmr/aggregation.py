@@ -1,0 +1,218 @@
+"""Server aggregation rules over flat parameter vectors (reference §6, `PRF` ``aggregate_model`` L1541).
+
+Every rule merges this round's arrivals ``A`` into the global vector ``w`` and returns a new vector;
+``w`` and the uploads are never modified. The rules stream over the arrivals with two accumulators of
+the model's size, so memory does not grow with the number of arrivals.
+
+Common arguments:
+
+* ``uploads[i]``: the dense upload of arrival i (zeros outside its sub-model).
+* ``coverage[i]``: which coordinates arrival i covers. The released code detects coverage by value
+  (``upload != 0``, §6 and B6); the clean semantics pass the mask the client was given. An upload only
+  contributes on its coverage, which with value coverage changes nothing.
+* ``coeffs[i]``: the coefficient actually used for arrival i (``c̃_i n_i``; with the released
+  mis-indexing B2, see :meth:`fedgmr.staleness.Staleness.arrival_coefficients`). Sample counts
+  ``n_i`` are equal for all clients in the paper's setting, so callers may pass staleness
+  coefficients alone.
+* ``beta``: the mixing weight ``β = Σ_{i∈A} c_i`` with correct indices (§3.7), used by ``mix``.
+
+The shared *merged* value is ``Σ c_i m_i w_i / Σ c_i m_i`` per coordinate; where the denominator is 0,
+or the merged value is exactly 0, it is replaced by ``w`` (§6).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+
+import torch
+
+__all__ = [
+    "AGGREGATORS",
+    "Aggregator",
+    "buffer_average",
+    "fa",
+    "fjord",
+    "ga",
+    "ma",
+    "merged",
+    "mix",
+]
+
+Aggregator = Callable[
+    [torch.Tensor, Sequence[torch.Tensor], Sequence[torch.Tensor], Sequence[float], float], torch.Tensor
+]
+
+
+def _check(
+    w: torch.Tensor,
+    uploads: Sequence[torch.Tensor],
+    coverage: Sequence[torch.Tensor],
+    coeffs: Sequence[float] | None,
+) -> None:
+    if len(uploads) != len(coverage) or (coeffs is not None and len(coeffs) != len(uploads)):
+        raise ValueError(
+            f"uploads ({len(uploads)}), coverage ({len(coverage)}) and coeffs "
+            f"({'-' if coeffs is None else len(coeffs)}) must have the same length"
+        )
+    for u, m in zip(uploads, coverage):
+        if u.shape != w.shape or m.shape != w.shape:
+            raise ValueError(f"uploads and coverage must have the global shape {tuple(w.shape)}")
+        if m.dtype != torch.bool:
+            raise TypeError("coverage must be a bool tensor")
+
+
+def _covered(upload: torch.Tensor, cover: torch.Tensor) -> torch.Tensor:
+    # The upload restricted to its coverage: a no-op for value coverage, and for explicit masks it
+    # drops values leaked outside the mask (B6) instead of letting them into the numerator.
+    return torch.where(cover, upload, torch.zeros((), dtype=upload.dtype, device=upload.device))
+
+
+def _replace_empty(w: torch.Tensor, num: torch.Tensor, den: torch.Tensor) -> torch.Tensor:
+    """``num / den``, with ``w`` wherever ``den == 0`` or the quotient is exactly 0."""
+    has = den != 0
+    out = torch.where(has, num / torch.where(has, den, torch.ones_like(den)), w)
+    # A merged value of exactly 0 is indistinguishable from "nobody covered it" in the released
+    # value-based bookkeeping, so it keeps the old value (§6).
+    return torch.where(out == 0, w, out)
+
+
+def merged(
+    w: torch.Tensor,
+    uploads: Sequence[torch.Tensor],
+    coverage: Sequence[torch.Tensor],
+    coeffs: Sequence[float],
+) -> torch.Tensor:
+    """Coverage-normalised weighted merge ``Σ c_i m_i w_i / Σ c_i m_i``, ``w`` where empty or 0 (§6)."""
+    _check(w, uploads, coverage, coeffs)
+    num = torch.zeros_like(w)
+    den = torch.zeros_like(w)
+    for u, m, c in zip(uploads, coverage, coeffs):
+        num.add_(_covered(u, m), alpha=float(c))
+        den.add_(m.to(w.dtype), alpha=float(c))
+    return _replace_empty(w, num, den)
+
+
+def ma(
+    w: torch.Tensor,
+    uploads: Sequence[torch.Tensor],
+    coverage: Sequence[torch.Tensor],
+    coeffs: Sequence[float],
+    beta: float = 1.0,
+) -> torch.Tensor:
+    """MA, FedGMR's mask-aware aggregation (§6.1, ``buff_mask_fed_avg`` / ``heterofl``).
+
+    Covered coordinates are replaced by the merged value; the others keep ``w``. No mixing, so
+    ``beta`` is ignored.
+    """
+    return merged(w, uploads, coverage, coeffs)
+
+
+def mix(
+    w: torch.Tensor,
+    uploads: Sequence[torch.Tensor],
+    coverage: Sequence[torch.Tensor],
+    coeffs: Sequence[float],
+    beta: float,
+) -> torch.Tensor:
+    """w/o Buff and FedAsync (§6.2): ``β·merged + (1 − β)·w``."""
+    m = merged(w, uploads, coverage, coeffs)
+    return m.mul_(beta).add_(w, alpha=1.0 - beta)
+
+
+def ga(
+    w: torch.Tensor,
+    uploads: Sequence[torch.Tensor],
+    coverage: Sequence[torch.Tensor],
+    coeffs: Sequence[float],
+    beta: float = 1.0,
+) -> torch.Tensor:
+    """GA, gradient averaging (§6.3): ``w + Σ c_i m_i (w_i − w) / Σ c_i``.
+
+    The denominator ignores coverage, so a coordinate covered by few arrivals moves only part of the
+    way. ``beta`` is ignored. With ``Σ c_i = 0`` (no weight at all) ``w`` is returned unchanged; the
+    released code would divide by zero, which cannot happen once every client has arrived once.
+    """
+    _check(w, uploads, coverage, coeffs)
+    total = float(sum(float(c) for c in coeffs))
+    if total == 0.0:
+        return w.clone()
+    step = torch.zeros_like(w)
+    for u, m, c in zip(uploads, coverage, coeffs):
+        step.add_(_covered(u - w, m), alpha=float(c))
+    return step.div_(total).add_(w)
+
+
+def fa(
+    w: torch.Tensor,
+    uploads: Sequence[torch.Tensor],
+    coverage: Sequence[torch.Tensor],
+    coeffs: Sequence[float],
+    beta: float = 1.0,
+) -> torch.Tensor:
+    """FA, zero-filled average (§6.4, ``buff_fed_avg`` / ``fed_avg``): ``Σ c_i w_i / Σ c_i``.
+
+    Not mask-aware: uncovered coordinates are pulled towards 0. ``beta`` is ignored; ``Σ c_i = 0``
+    returns ``w`` unchanged (see :func:`ga`).
+    """
+    _check(w, uploads, coverage, coeffs)
+    total = float(sum(float(c) for c in coeffs))
+    if total == 0.0:
+        return w.clone()
+    acc = torch.zeros_like(w)
+    for u, m, c in zip(uploads, coverage, coeffs):
+        acc.add_(_covered(u, m), alpha=float(c))
+    return acc.div_(total)
+
+
+def fjord(
+    w: torch.Tensor,
+    uploads: Sequence[torch.Tensor],
+    coverage: Sequence[torch.Tensor],
+    coeffs: Sequence[float] | None = None,
+    beta: float = 1.0,
+) -> torch.Tensor:
+    """FjORD's unweighted aggregation (§6.5, `FJT` ``main``).
+
+    Each upload is first multiplied by its coverage (the client's current width mask); then
+    ``Σ w_i / Σ 1[w_i ≠ 0]`` on covered coordinates, ``w`` elsewhere and where the sum is exactly 0.
+    The count is by value after masking, as in the released code. ``coeffs`` and ``beta`` are ignored.
+    """
+    _check(w, uploads, coverage, None)
+    num = torch.zeros_like(w)
+    den = torch.zeros_like(w)
+    for u, m in zip(uploads, coverage):
+        v = _covered(u, m)
+        num.add_(v)
+        den.add_((v != 0).to(w.dtype))
+    return _replace_empty(w, num, den)
+
+
+def buffer_average(uploads: Sequence[torch.Tensor], coeffs: Sequence[float]) -> torch.Tensor:
+    """Evaluation-only buffer average (§6.6, ``fed_avg_model``): ``Σ c_i w_i / Σ c_i``.
+
+    Zero-filled and not mask-aware, over the latest upload of every client. Its accuracy is the
+    global GMR signal (B14) and half of the reported accuracy.
+
+    Raises:
+        ValueError: with no uploads or ``Σ c_i = 0``.
+    """
+    if len(uploads) == 0 or len(uploads) != len(coeffs):
+        raise ValueError(f"need one coefficient per upload and at least one upload ({len(uploads)})")
+    total = float(sum(float(c) for c in coeffs))
+    if total == 0.0:
+        raise ValueError("buffer_average: the coefficients sum to 0")
+    acc = torch.zeros_like(uploads[0])
+    for u, c in zip(uploads, coeffs):
+        if u.shape != acc.shape:
+            raise ValueError("all uploads must have the same shape")
+        acc.add_(u, alpha=float(c))
+    return acc.div_(total)
+
+
+AGGREGATORS: dict[str, Aggregator] = {
+    "ma": ma,
+    "mix": mix,
+    "ga": ga,
+    "fa": fa,
+    "fjord": fjord,
+}

@@ -1,0 +1,225 @@
+"""Nested global masks over a flat parameter vector (reference §4.3, `SUB` ``sub_control_fast``).
+
+At every tick the server ranks the prunable weights once and every client density is a prefix of that
+ranking, so the masks are nested: ``rho <= rho'`` implies ``M(rho) ⊆ M(rho')``. One mask is therefore
+fully described by an integer *priority* per coordinate and a *count*:
+
+* ``priority == -1``: always kept. These are the non-prunable coordinates (biases, norms, plain layers)
+  and the per-layer floor (the top ~2 % of each prunable layer by score, at least one weight).
+* ``priority == k >= 0``: the candidate's 0-based rank in one global descending ranking of
+  ``score / c_l`` over every prunable layer.
+
+``mask = priority < count`` then selects the floor, the non-prunable part and the first ``count``
+candidates. Building the priority is one sort per tick; each mask after that is one comparison.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable, Sequence
+
+import torch
+
+from fedgmr.flat import FlatLayout
+
+__all__ = [
+    "NestedMasks",
+    "build_priority",
+    "candidate_count",
+    "density_of",
+    "mask_for",
+    "num_floor",
+]
+
+# Guards floor(rho * N) against float error: 0.1 * 30 is 3.0000000000000004 but 0.7 * 10 is
+# 6.999999999999999 in binary floating point; the intended count is the decimal one.
+_EPS = 1e-9
+# The released code clamps the per-layer mean candidate score (StackOverflow rule) at this value so
+# that a layer whose candidates are all zero does not divide by zero.
+_MIN_LAYER_SCALE = 1e-8
+
+
+def build_priority(
+    score: torch.Tensor,
+    layout: FlatLayout,
+    coefficients: Sequence[float] | None = None,
+    floor: float = 0.02,
+    normalize_by_layer_mean: bool = False,
+    floor_score: torch.Tensor | None = None,
+) -> torch.Tensor:
+    """Rank every prunable coordinate for the nested fill (reference §4.3 steps 1-3).
+
+    Args:
+        score: importance per coordinate, shape ``[P]`` (|w| of the server model, §4.2). Only the
+            prunable coordinates are read.
+        layout: the flat layout the score lives in.
+        coefficients: per prunable layer ``c_l`` (indexed by ``Segment.layer``); candidates are ranked
+            by ``score / c_l``. ``None`` means ``c_l = 1`` (FIARSE, ``use_coeff=False``).
+        floor: fraction of each prunable layer that is always kept (hard-coded 0.02 in the released
+            code, independent of the configured minimum density). A layer keeps the weights whose
+            floor score is at or above the value at ascending sorted position
+            ``min(floor((1 - floor) * n_l), n_l - 1)``, so at least one weight (more on ties).
+        normalize_by_layer_mean: StackOverflow rule: ``c_l`` is further multiplied by the mean score
+            of the layer's candidates (clamped at 1e-8), which turns the coefficients into per-layer
+            priorities on a per-layer-normalised score.
+        floor_score: score used for the floor only (defaults to ``score``). FIARSE rebuilds masks
+            every round with the floor on the current |w| but ranks candidates by the last tick's
+            |w| (§4.3 step 1).
+
+    Returns:
+        int64 tensor ``[P]``: -1 for always-kept coordinates, else the candidate's global rank.
+        Ties are broken by flat position (stable sort), so the result is deterministic.
+    """
+    if score.dim() != 1 or score.numel() != layout.numel:
+        raise ValueError(f"score must have shape [{layout.numel}], got {tuple(score.shape)}")
+    if not 0.0 <= floor < 1.0:
+        raise ValueError(f"floor must be in [0, 1), got {floor}")
+    if floor_score is None:
+        floor_score = score
+    elif floor_score.shape != score.shape:
+        raise ValueError("floor_score must have the same shape as score")
+    if coefficients is not None and len(coefficients) < len(layout.layers):
+        raise ValueError(f"need {len(layout.layers)} layer coefficients, got {len(coefficients)}")
+
+    device = score.device
+    # At least float32, as the released code divides float32 scores by the coefficients.
+    dtype = torch.promote_types(score.dtype, torch.float32)
+    priority = torch.full((layout.numel,), -1, dtype=torch.int64, device=device)
+    values: list[torch.Tensor] = []
+    positions: list[torch.Tensor] = []
+    for seg in layout.layers:
+        n = seg.numel
+        if n == 0:
+            continue
+        s = score[seg.start : seg.stop].detach().to(dtype)
+        fs = floor_score[seg.start : seg.stop].detach()
+        # Ascending sorted position min(floor((1 - floor) n), n - 1); kthvalue is 1-based and O(n).
+        pos = min(int((1.0 - floor) * n), n - 1)
+        threshold = torch.kthvalue(fs, pos + 1).values
+        candidate = fs < threshold
+        idx = torch.nonzero(candidate).squeeze(1)
+        if idx.numel() == 0:
+            continue
+        cand_score = s[idx]
+        c = 1.0 if coefficients is None else float(coefficients[seg.layer])
+        if normalize_by_layer_mean:
+            c = c * max(float(cand_score.mean()), _MIN_LAYER_SCALE)
+        if c <= 0.0:
+            raise ValueError(f"layer {seg.layer} ({seg.name}): coefficient must be > 0, got {c}")
+        values.append(cand_score / c)
+        positions.append(idx + seg.start)
+    if values:
+        all_values = torch.cat(values)
+        all_positions = torch.cat(positions)
+        # Stable descending sort: equal values keep flat order, so the ranking never depends on the
+        # sorting backend (the released code used an unstable argsort).
+        order = torch.sort(all_values, descending=True, stable=True).indices
+        priority[all_positions[order]] = torch.arange(order.numel(), dtype=torch.int64, device=device)
+    return priority
+
+
+def num_floor(layout: FlatLayout, priority: torch.Tensor) -> int:
+    """Number of prunable coordinates that every mask keeps (the per-layer floor)."""
+    return int((layout.prunable.to(priority.device) & (priority < 0)).sum())
+
+
+def candidate_count(
+    density: float, layout: FlatLayout, priority: torch.Tensor, n_floor: int | None = None
+) -> int:
+    """How many ranked candidates the mask of ``density`` takes (reference §4.3 step 4).
+
+    The released fill walks the sorted densities and adds ``max(0, floor(rho_k * N) - active)``
+    candidates at each; because the densities are sorted that telescopes to
+    ``active(rho) = max(n_floor, floor(rho * N))``, which is what this computes, so any set of
+    densities (duplicates included) gives nested masks and ``density = 1`` gives the full model.
+
+    Args:
+        density: target fraction of active prunable weights, in [0, 1].
+        layout: the flat layout.
+        priority: output of :func:`build_priority`.
+        n_floor: cached :func:`num_floor` (recomputed when ``None``).
+
+    Returns:
+        the number of candidates, in ``[0, N - n_floor]``.
+    """
+    if not 0.0 <= density <= 1.0:
+        raise ValueError(f"density must be in [0, 1], got {density}")
+    total = layout.num_prunable
+    if n_floor is None:
+        n_floor = num_floor(layout, priority)
+    target = math.floor(density * total + _EPS)
+    return max(0, min(target, total) - n_floor)
+
+
+def mask_for(priority: torch.Tensor, count: int) -> torch.Tensor:
+    """Boolean mask keeping the always-kept coordinates and the first ``count`` candidates."""
+    return priority < count
+
+
+def density_of(mask: torch.Tensor, layout: FlatLayout) -> float:
+    """Active prunable weights / total prunable weights (reference §4.1; biases excluded)."""
+    if layout.num_prunable == 0:
+        return 1.0
+    return int((mask & layout.prunable.to(mask.device)).sum()) / layout.num_prunable
+
+
+class NestedMasks:
+    """The masks of one tick: a priority vector plus a cache of the masks handed out.
+
+    Masks of equal candidate count are the same tensor, so ten clients over five tiers cost five
+    boolean vectors. Rebuild a new object at every tick (:meth:`build`); it is one sort.
+
+    Args:
+        priority: output of :func:`build_priority`.
+        layout: the flat layout it was built for.
+    """
+
+    def __init__(self, priority: torch.Tensor, layout: FlatLayout):
+        if priority.dtype != torch.int64 or priority.shape != (layout.numel,):
+            raise ValueError(f"priority must be int64 of shape [{layout.numel}]")
+        self.layout = layout
+        self.priority = priority
+        self.n_floor = num_floor(layout, priority)
+        self._cache: dict[int, torch.Tensor] = {}
+
+    @classmethod
+    def build(
+        cls,
+        score: torch.Tensor,
+        layout: FlatLayout,
+        coefficients: Sequence[float] | None = None,
+        floor: float = 0.02,
+        normalize_by_layer_mean: bool = False,
+        floor_score: torch.Tensor | None = None,
+    ) -> NestedMasks:
+        """Rank ``score`` (see :func:`build_priority`) and wrap the result."""
+        priority = build_priority(score, layout, coefficients, floor, normalize_by_layer_mean, floor_score)
+        return cls(priority, layout)
+
+    def count(self, density: float) -> int:
+        """Candidates taken by the mask of ``density``."""
+        return candidate_count(density, self.layout, self.priority, self.n_floor)
+
+    def mask(self, density: float) -> torch.Tensor:
+        """The (cached, shared: do not modify) boolean mask of ``density``."""
+        k = self.count(density)
+        m = self._cache.get(k)
+        if m is None:
+            m = mask_for(self.priority, k)
+            self._cache[k] = m
+        return m
+
+    def masks(self, densities: Iterable[float]) -> list[torch.Tensor]:
+        """One mask per density, in the given order."""
+        return [self.mask(d) for d in densities]
+
+    def state_dict(self) -> dict[str, torch.Tensor]:
+        return {"priority": self.priority.clone()}
+
+    def load_state_dict(self, state: dict[str, torch.Tensor]) -> None:
+        priority = state["priority"].to(device=self.priority.device, dtype=torch.int64)
+        if priority.shape != self.priority.shape:
+            raise ValueError(f"priority shape {tuple(priority.shape)} does not match the layout")
+        self.priority = priority
+        self.n_floor = num_floor(self.layout, priority)
+        self._cache.clear()

@@ -1,0 +1,264 @@
+"""Width-sliced sub-model training shared by HeteroFL, FedRolex and FjORD (reference §7.3-7.5).
+
+HeteroFL (Diao et al., "HeteroFL: Computation and Communication Efficient Federated Learning for
+Heterogeneous Clients", ICLR 2021) gives a client of density rho a *physically smaller* dense model: every
+hidden layer keeps k(C, rho) of its C channels (``fedgmr.models.slicing``). FedRolex and FjORD reuse the same
+machinery with other channel windows and width schedules.
+
+How a client step runs here (no per-client model objects, design §5):
+
+* one sub-model (module + flat layout + :class:`fedgmr.training.Trainer`) per distinct set of hidden widths,
+  cached per simulation (not per client, not in the checkpoint: it is rebuilt from the config);
+* a flat *index map* per (widths, window offset): position ``j`` of the sub-model's flat vector is position
+  ``idx[j]`` of the full model's flat vector, so extraction is one gather ``global_w[idx]`` and the
+  scatter-back one ``upload[idx] = trained`` into a zero-filled full-size vector, with coverage
+  ``cover[idx] = True``;
+* momentum (ImageNet, StackOverflow) lives in the client's full-size buffer ``sim.momentum[client]`` and is
+  gathered/scattered through the same map, so channels outside the window keep their last state;
+* batches and seeds are exactly those of :meth:`fedgmr.simulation.Simulation.train_locally`, so runs are
+  deterministic and a resumed run equals an uninterrupted one.
+
+What a client receives: :meth:`WidthSliced.client_start` hands out the current global vector (a snapshot
+when its download carries over). The slice is cut at training time from that snapshot with the client's
+*current* density and the window of the round that dispatched the model (``sim.net.payload_round``); a
+density raised by GMR between a carried-over download and its training therefore trains the larger slice
+of the dispatch-time weights (the released code would train the smaller model it received, B25). Upload
+size is nominal (S * rho) either way (§3.1).
+"""
+
+from __future__ import annotations
+
+import weakref
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+import torch
+
+from fedgmr.config import ConfigError
+from fedgmr.flat import FlatLayout, flatten_module
+from fedgmr.methods.base import Method
+from fedgmr.models.slicing import build_submodel, slice_indices, transformer_rate, width_channels
+from fedgmr.models.transformer_lm import NUM_HEADS
+from fedgmr.profiles import PROFILES
+from fedgmr.training import Trainer
+
+if TYPE_CHECKING:
+    from collections.abc import Iterator
+
+    from fedgmr.simulation import Simulation
+
+__all__ = ["SCALER_MODELS", "SubModel", "WidthSliced", "flat_index", "width_sliced_resolve"]
+
+# Models with the HeteroFL activation scaler in the released code (reference §7.3).
+SCALER_MODELS = ("resnet18", "transformer_lm")
+# B21: the released width-sliced baselines on ImageNet-100 use GroupNorm(4) and client lr 0.05.
+GN_LR = 0.05
+# How many index maps to keep per simulation (FedRolex makes one per window offset).
+_MAX_MAPS = 64
+
+
+@dataclass
+class SubModel:
+    """One physically smaller model that trains every client of the same widths."""
+
+    channels: tuple[int, ...]
+    model: torch.nn.Module
+    layout: FlatLayout
+    trainer: Trainer
+
+
+def flat_index(full: FlatLayout, sub: FlatLayout, spec: dict) -> torch.Tensor:
+    """Positions in the full flat vector of every entry of the sub-model's flat vector.
+
+    Args:
+        full: layout of the full model.
+        sub: layout of the sub-model (same tensor names).
+        spec: :func:`fedgmr.models.slicing.slice_indices` of the full model for this sub-model.
+
+    Returns:
+        int64 tensor ``[sub.numel]``: ``full_flat[idx]`` is the sub-model's flat vector.
+    """
+    parts = []
+    for seg in sub.segments:  # sorted by start: contiguous and in flat order
+        f = full.by_name[seg.name]
+        pos = torch.arange(f.start, f.stop).view(f.shape)[spec[seg.name]].reshape(-1)
+        if pos.numel() != seg.numel:
+            raise RuntimeError(f"{seg.name}: slice has {pos.numel()} entries, sub-model {seg.numel}")
+        parts.append(pos)
+    return torch.cat(parts) if parts else torch.zeros(0, dtype=torch.int64)
+
+
+def width_sliced_resolve(cfg: dict) -> None:
+    """B21: ResNet width-sliced baselines default to GroupNorm(4) and lr 0.05 (as released).
+
+    Switch: set ``model.norm: bn`` to keep BatchNorm (and the profile's lr unless ``training.lr`` is given).
+    The lr is only raised when it is still the profile default.
+    """
+    if cfg["model"]["name"] == "resnet18" and cfg["model"]["norm"] is None:
+        cfg["model"]["norm"] = "gn"
+        if cfg["training"]["lr"] == PROFILES[cfg["dataset"]["name"]].lr:
+            cfg["training"]["lr"] = GN_LR
+
+
+class _Cache:
+    """Per-simulation sub-models and index maps (derived state; never checkpointed)."""
+
+    def __init__(self) -> None:
+        self.models: dict[tuple[int, ...], SubModel] = {}
+        self.maps: dict[tuple[tuple[int, ...], int], torch.Tensor] = {}
+
+
+class WidthSliced(Method):
+    """HeteroFL's static front slices; subclasses change the window (FedRolex) or the schedule (FjORD)."""
+
+    # ---- configuration -------------------------------------------------------------------------
+    def resolve(self, cfg: dict) -> None:
+        super().resolve(cfg)
+        if cfg["model"]["name"] not in ("leaf_cnn", "vgg11", "resnet18", "transformer_lm"):
+            raise ConfigError(f"model.name: {cfg['model']['name']!r} has no width-slicing rule")
+        width_sliced_resolve(cfg)
+
+    # ---- sub-models ----------------------------------------------------------------------------
+    def rebuild_masks(self, sim: "Simulation") -> None:
+        """Width-sliced methods have no magnitude masks: the slice is fixed by (rho, window)."""
+        sim.masks = None
+
+    def client_start(self, sim: "Simulation", client: int) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """The current global weights; the slice is cut when the client trains (module docstring)."""
+        return sim.global_w, None
+
+    def window_offset(self, sim: "Simulation", client: int) -> int:
+        """First kept channel of every sliced layer (HeteroFL: always 0)."""
+        return 0
+
+    def scaler(self, sim: "Simulation", client: int, rho: float) -> float | None:
+        """HeteroFL activation scaler: ResNet sqrt(rho), transformer its width factor (§7.3).
+
+        As released it is lost when a client's model is rebuilt after a density change (B21), i.e. a
+        client whose density left its tier trains without it.
+        """
+        name = sim.cfg["model"]["name"]
+        if name not in SCALER_MODELS or rho >= 1.0:
+            return None
+        if sim.cfg["semantics"] == "released" and rho != sim.tiers[client]:
+            return None
+        if name == "resnet18":
+            return rho**0.5
+        return transformer_rate(sim.model.channels[0], rho, getattr(sim.model, "num_heads", NUM_HEADS))
+
+    def _cache(self, sim: "Simulation") -> _Cache:
+        # Lazily created: the dataclass __init__ of Method knows nothing about it.
+        caches = self.__dict__.setdefault("_caches", weakref.WeakKeyDictionary())
+        c = caches.get(sim)
+        if c is None:
+            c = _Cache()
+            caches[sim] = c
+        return c
+
+    def submodel(self, sim: "Simulation", rho: float, offset: int = 0) -> tuple[SubModel, torch.Tensor]:
+        """The cached sub-model of density ``rho`` and the flat index map of window ``offset``."""
+        cache = self._cache(sim)
+        heads = getattr(sim.model, "num_heads", NUM_HEADS)
+        channels = width_channels(sim.cfg["model"]["name"], sim.model.channels, rho, num_heads=heads)
+        sub = cache.models.get(channels)
+        if sub is None:
+            sub = self._build(sim, rho, channels)
+            cache.models[channels] = sub
+        key = (channels, offset)
+        idx = cache.maps.get(key)
+        if idx is None:
+            if len(cache.maps) >= _MAX_MAPS:
+                cache.maps.clear()
+            spec = slice_indices(sim.model, rho, offset)
+            idx = flat_index(sim.layout, sub.layout, spec).to(sim.device)
+            cache.maps[key] = idx
+        return sub, idx
+
+    def _build(self, sim: "Simulation", rho: float, channels: tuple[int, ...]) -> SubModel:
+        cfg, data = sim.cfg, sim.data
+        m = cfg["model"]
+        kwargs: dict = {"channels": sim.model.channels, "variant": m["variant"]}
+        if m["norm"]:
+            kwargs["norm"] = m["norm"]
+        if data.task == "image":
+            kwargs["num_classes"] = data.num_classes
+        else:
+            kwargs["vocab_size"] = data.vocab_size
+            kwargs["seq_len"] = int(data.train_x.shape[1])
+        # The weights are overwritten before every use; keep torch's global RNG untouched anyway.
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(0)
+            model = build_submodel(m["name"], rho, use_scaler=m["name"] in SCALER_MODELS, **kwargs)
+        if model.channels != channels:
+            raise RuntimeError(f"sub-model widths {model.channels} != expected {channels}")
+        layout, work, grad = flatten_module(model, model.prunable, sim.device)
+        tr = cfg["training"]
+        trainer = Trainer(model, layout, work, grad, tr["loss"], tr["momentum"], tr["weight_decay"])
+        return SubModel(channels, model, layout, trainer)
+
+    # ---- local training ------------------------------------------------------------------------
+    @staticmethod
+    def batches(sim: "Simulation", client: int) -> "Iterator":
+        """This client's K batches of this training, exactly as ``Simulation.train_locally`` draws them."""
+        from fedgmr.simulation import _seed  # late import: the simulation imports the method registry
+
+        tn = sim.net.train_number[client]
+        gen = torch.Generator().manual_seed(_seed(sim.seed, 4, client, tn))
+        stream = sim.streams[client]
+        return (sim.batcher.train_batch(stream.next(sim.batch_size), gen) for _ in range(sim.local_steps))
+
+    @staticmethod
+    def step_seed(sim: "Simulation", client: int, *extra: int) -> int:
+        from fedgmr.simulation import _seed
+
+        return _seed(sim.seed, 5, client, sim.net.train_number[client], *extra)
+
+    def train_slice(self, sim: "Simulation", client: int, weights: torch.Tensor, rho: float, offset: int,
+                    batches, scaler: float | None, seed: int) -> torch.Tensor:
+        """Train the (rho, offset) slice of ``weights`` in place on ``batches``; return ``weights``.
+
+        ``rho >= 1`` trains the full model on the engine's own trainer (no index map).
+        """
+        mom = sim.momentum[client]
+        lr = sim.client_lr[client]
+        if rho >= 1.0:
+            out = sim.trainer.train(weights, None, mom, batches, lr, remask=False, seed=seed)
+            weights.copy_(out)
+            return weights
+        sub, idx = self.submodel(sim, rho, offset)
+        if hasattr(sub.model, "scaler"):
+            sub.model.scaler = scaler
+        mom_sub = None if mom is None else mom[idx]
+        out = sub.trainer.train(weights[idx], None, mom_sub, batches, lr, remask=False, seed=seed)
+        if mom is not None:
+            mom[idx] = mom_sub
+        weights[idx] = out
+        return weights
+
+    def coverage(self, sim: "Simulation", rho: float, offset: int) -> torch.Tensor:
+        """Boolean full-size coverage of the (rho, offset) slice."""
+        cover = torch.zeros_like(sim.global_w, dtype=torch.bool)
+        if rho >= 1.0:
+            cover.fill_(True)
+        else:
+            cover[self.submodel(sim, rho, offset)[1]] = True
+        return cover
+
+    def finish(self, sim: "Simulation", trained: torch.Tensor,
+               cover: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """Zero-fill outside the slice; coverage by value as released (§6), the slice itself in clean."""
+        upload = torch.where(cover, trained, torch.zeros((), dtype=trained.dtype, device=trained.device))
+        if sim.switch("value_coverage"):
+            return upload, upload != 0
+        return upload, cover
+
+    def local_update(self, sim: "Simulation", client: int, start: torch.Tensor,
+                     mask: torch.Tensor | None) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """K local steps on the client's physically smaller model, scattered back (§7.3)."""
+        rho = sim.densities[client]
+        offset = self.window_offset(sim, client)
+        weights = start.clone()
+        self.train_slice(sim, client, weights, rho, offset, self.batches(sim, client),
+                         self.scaler(sim, client, rho), self.step_seed(sim, client))
+        return self.finish(sim, weights, self.coverage(sim, rho, offset))
+

@@ -1,0 +1,124 @@
+"""Hand-computed checks of every aggregation rule (reference §6)."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from fedgmr.aggregation import AGGREGATORS, buffer_average, fa, fjord, ga, ma, merged, mix
+
+# Global vector and two arrivals over 6 coordinates. Coverage is by value (released semantics).
+W = torch.tensor([1.0, 2.0, 3.0, 4.0, 5.0, 6.0])
+UA = torch.tensor([10.0, 0.0, 6.0, 0.0, 0.0, 6.0])  # covers 0, 2, 5
+UB = torch.tensor([20.0, 4.0, 0.0, 0.0, 0.0, -2.0])  # covers 0, 1, 5
+UPLOADS = [UA, UB]
+COVER = [UA != 0, UB != 0]
+C = [0.25, 0.75]
+
+
+def close(actual: torch.Tensor, expected: list[float]) -> None:
+    torch.testing.assert_close(actual, torch.tensor(expected), rtol=0, atol=1e-6)
+
+
+def test_merged_value():
+    # 0: (0.25*10 + 0.75*20) / (0.25 + 0.75) = 17.5
+    # 1: 0.75*4 / 0.75 = 4        2: 0.25*6 / 0.25 = 6
+    # 3, 4: nobody covers -> w = 4, 5
+    # 5: (0.25*6 + 0.75*(-2)) / 1 = 0 exactly -> replaced by w = 6
+    close(merged(W, UPLOADS, COVER, C), [17.5, 4.0, 6.0, 4.0, 5.0, 6.0])
+
+
+def test_ma_replaces_covered_coordinates():
+    out = ma(W, UPLOADS, COVER, C, beta=0.123)  # beta is ignored by MA
+    close(out, [17.5, 4.0, 6.0, 4.0, 5.0, 6.0])
+    # Only the ratio of coefficients matters: 1 and 3 give the same merge.
+    close(ma(W, UPLOADS, COVER, [1.0, 3.0], 1.0), [17.5, 4.0, 6.0, 4.0, 5.0, 6.0])
+
+
+def test_mix_blends_with_beta():
+    # 0.5 * merged + 0.5 * w = [0.5*17.5 + 0.5, 0.5*4 + 1, 0.5*6 + 1.5, 4, 5, 6]
+    close(mix(W, UPLOADS, COVER, C, beta=0.5), [9.25, 3.0, 4.5, 4.0, 5.0, 6.0])
+    # beta = 0 keeps w, beta = 1 is MA.
+    close(mix(W, UPLOADS, COVER, C, beta=0.0), W.tolist())
+    close(mix(W, UPLOADS, COVER, C, beta=1.0), [17.5, 4.0, 6.0, 4.0, 5.0, 6.0])
+
+
+def test_ga_denominator_ignores_coverage():
+    # w + sum c m (u - w) / sum c, with sum c = 1:
+    # 0: 1 + 0.25*9 + 0.75*19 = 17.5
+    # 1: 2 + 0.75*(4-2) = 3.5   (MA gives 4: only client B covers it, yet it moves 3/4 of the way)
+    # 2: 3 + 0.25*(6-3) = 3.75
+    # 3, 4: unchanged
+    # 5: 6 + 0.25*0 + 0.75*(-2-6) = 0
+    close(ga(W, UPLOADS, COVER, C, 1.0), [17.5, 3.5, 3.75, 4.0, 5.0, 0.0])
+    # Coefficients summing to 2 (0.5, 1.5) are normalised: same result.
+    close(ga(W, UPLOADS, COVER, [0.5, 1.5], 1.0), [17.5, 3.5, 3.75, 4.0, 5.0, 0.0])
+
+
+def test_fa_is_zero_filled():
+    # sum c u / sum c: [17.5, 0.75*4, 0.25*6, 0, 0, 0.25*6 - 0.75*2] = [17.5, 3, 1.5, 0, 0, 0]
+    close(fa(W, UPLOADS, COVER, C, 1.0), [17.5, 3.0, 1.5, 0.0, 0.0, 0.0])
+
+
+def test_fjord_is_unweighted():
+    # (sum u) / (number of non-zero uploads): 0: 30/2, 1: 4/1, 2: 6/1, 3-4: w, 5: (6 - 2)/2 = 2
+    close(fjord(W, UPLOADS, COVER, [0.9, 0.1], 1.0), [15.0, 4.0, 6.0, 4.0, 5.0, 2.0])
+
+
+def test_fjord_multiplies_by_width_mask_first():
+    # Client A's width mask only covers coordinate 0: its 6s at 2 and 5 are dropped.
+    cover = [torch.tensor([True, False, False, False, False, False]), UB != 0]
+    # 0: 30/2 = 15, 1: 4, 2: w = 3, 5: -2/1 = -2
+    close(fjord(W, UPLOADS, cover, None, 1.0), [15.0, 4.0, 3.0, 4.0, 5.0, -2.0])
+
+
+def test_fjord_zero_sum_keeps_w():
+    ua = torch.tensor([1.0, 0.0])
+    ub = torch.tensor([-1.0, 2.0])
+    close(fjord(torch.tensor([7.0, 8.0]), [ua, ub], [ua != 0, ub != 0], None, 1.0), [7.0, 2.0])
+
+
+def test_clean_coverage_drops_leaks_and_counts_masked_zeros():
+    w = torch.tensor([1.0, 2.0, 3.0])
+    # Client A's mask is {0, 1}; it leaked 0.5 at coordinate 2 (momentum, B6) and trained
+    # coordinate 1 to exactly 0.
+    ua = torch.tensor([4.0, 0.0, 0.5])
+    ub = torch.tensor([8.0, 6.0, 0.0])
+    c = [0.5, 0.5]
+    released = [ua != 0, ub != 0]
+    clean = [torch.tensor([True, True, False]), torch.tensor([True, True, False])]
+    # Released: 0: 6; 1: only B -> 6; 2: the leak counts as coverage -> 0.5
+    close(ma(w, [ua, ub], released, c, 1.0), [6.0, 6.0, 0.5])
+    # Clean: 0: 6; 1: (0 + 0.5*6)/(0.5 + 0.5) = 3; 2: nobody covers -> w = 3
+    close(ma(w, [ua, ub], clean, c, 1.0), [6.0, 3.0, 3.0])
+
+
+def test_buffer_average():
+    # Zero-filled, not mask-aware: same numbers as FA; coefficients normalised by their sum (1 + 3).
+    close(buffer_average(UPLOADS, [1.0, 3.0]), [17.5, 3.0, 1.5, 0.0, 0.0, 0.0])
+    # Three clients: (2*[1,2] + 1*[4,0] + 1*[0,8]) / 4 = [1.5, 3]
+    out = buffer_average(
+        [torch.tensor([1.0, 2.0]), torch.tensor([4.0, 0.0]), torch.tensor([0.0, 8.0])], [2, 1, 1]
+    )
+    close(out, [1.5, 3.0])
+    with pytest.raises(ValueError):
+        buffer_average(UPLOADS, [0.0, 0.0])
+
+
+def test_no_arrivals_keep_w_and_inputs_untouched():
+    before = [W.clone(), UA.clone(), UB.clone()]
+    for name, rule in AGGREGATORS.items():
+        out = rule(W, [], [], [], 0.0)
+        close(out, W.tolist())
+        assert out.data_ptr() != W.data_ptr(), name
+        rule(W, UPLOADS, COVER, C, 0.5)
+    for t, b in zip([W, UA, UB], before):
+        assert torch.equal(t, b)
+
+
+def test_registry_and_shape_checks():
+    assert set(AGGREGATORS) == {"ma", "mix", "ga", "fa", "fjord"}
+    with pytest.raises(ValueError):
+        ma(W, UPLOADS, COVER[:1], C, 1.0)
+    with pytest.raises(TypeError):
+        ma(W, UPLOADS, [UA, UB], C, 1.0)  # coverage must be boolean
