@@ -143,6 +143,8 @@ class Simulation:
         self.bytes_up = self.bytes_down = 0.0
         self.wall_elapsed = 0.0
         self.finished = False
+        # Work actually done, for benchmarks: local SGD steps and evaluation forward passes.
+        self.counters = {"steps": 0, "eval_passes": 0, "eval_samples": 0}
 
     # ---- small helpers used by methods ----------------------------------------------------------
     def switch(self, name: str):
@@ -174,6 +176,7 @@ class Simulation:
             self.batcher.train_batch(stream.next(self.batch_size), gen) for _ in range(self.local_steps)
         )
         remask = (not self.switch("value_coverage")) or self.profile.remask_every_step
+        self.counters["steps"] += self.local_steps
         return self.trainer.train(
             start,
             mask,
@@ -208,6 +211,8 @@ class Simulation:
             x, y = d.train_x[idx], (None if d.train_y is None else d.train_y[idx])
         if len(x) == 0:
             return math.nan, math.nan
+        self.counters["eval_passes"] += 1
+        self.counters["eval_samples"] += len(x)
         return evaluate(
             self.model, self.work, weights, self._eval_batches(x, y), d.task, self.cfg["training"]["loss"]
         )

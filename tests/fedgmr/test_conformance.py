@@ -14,7 +14,12 @@ from fedgmr.simulation import Simulation, run
 
 TINY = {
     "seed": 3,
-    "dataset": {"name": "synthetic_image", "partition": "noniid", "synthetic_train": 400, "synthetic_test": 60},
+    "dataset": {
+        "name": "synthetic_image",
+        "partition": "noniid",
+        "synthetic_train": 400,
+        "synthetic_test": 60,
+    },
     "model": {"width": 0.125},
     "clients": {"num": 10, "heterogeneity": "high"},
     "training": {"local_steps": 1, "batch_size": 8, "lr": 0.1},
