@@ -96,7 +96,8 @@ class Simulation:
             draws=net["draws"],
             phantom_arrivals=self.switch("phantom_arrivals"),
             released_startup=self.switch("released_startup"),
-            seed=_seed(self.seed, 3) % 2**32,
+            # The released code draws speeds from its own RandomState(seed): same seed, same clock trace.
+            seed=self.seed,
         )
         self.net = Network(spec)
         self.staleness = Staleness(n, kind=cfg["staleness"]["kind"], a=cfg["staleness"]["a"])
@@ -213,6 +214,7 @@ class Simulation:
             return math.nan, math.nan
         self.counters["eval_passes"] += 1
         self.counters["eval_samples"] += len(x)
+        weights = self.method.eval_weights(self, weights)  # e.g. FIARSE's released threshold forward (B3)
         return evaluate(
             self.model, self.work, weights, self._eval_batches(x, y), d.task, self.cfg["training"]["loss"]
         )

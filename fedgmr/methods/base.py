@@ -92,3 +92,9 @@ class Method:
         if sim.switch("value_coverage"):
             return upload, upload != 0  # released: coverage detected by value, every tensor (§6)
         return upload, mask
+
+    # ---- evaluation ----------------------------------------------------------------------------
+    def eval_weights(self, sim: "Simulation", weights: torch.Tensor) -> torch.Tensor:
+        """The weights the evaluation forward computes with (server, buffer average, client scores).
+        Default: unchanged. FIARSE as released evaluates through its threshold layers (B3)."""
+        return weights
