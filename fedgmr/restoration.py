@@ -242,8 +242,12 @@ class Restoration:
             if cfg.trigger == "time":
                 return
 
-        scores = [global_score] + ([float(s) for s in client_scores] if cfg.client_triggers else [])
-        exhausted = [m.observe(s) for m, s in zip(self.monitors, scores)]
+        # A client score of None means "not re-measured since the last tick" (clean semantics, B13): its
+        # monitor does not move. As released, stale scores are passed again and count as no improvement.
+        scores = [global_score] + (
+            [None if s is None else float(s) for s in client_scores] if cfg.client_triggers else []
+        )
+        exhausted = [False if s is None else m.observe(s) for m, s in zip(self.monitors, scores)]
 
         # begin_save: the first P counted global stagnations only open the gate (released I/O guard).
         if not self.begin_save and glob.counter >= cfg.patience:

@@ -17,8 +17,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from fedgmr.methods.heterofl import AuxGated, register_family
-from fedgmr.methods.width_sliced import WidthSliced
+from fedgmr.methods.width_sliced import AuxGated, WidthSliced, register_family
 
 if TYPE_CHECKING:
     from fedgmr.simulation import Simulation

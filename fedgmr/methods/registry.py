@@ -27,5 +27,7 @@ from fedgmr.methods import fedasync as _fedasync  # noqa: E402,F401
 from fedgmr.methods import fedavg as _fedavg  # noqa: E402,F401
 from fedgmr.methods import fedgmr as _fedgmr  # noqa: E402,F401
 from fedgmr.methods import fedrolex as _fedrolex  # noqa: E402,F401
+from fedgmr.methods import fiarse as _fiarse  # noqa: E402,F401
 from fedgmr.methods import fixed_density as _fixed  # noqa: E402,F401
+from fedgmr.methods import fjord as _fjord  # noqa: E402,F401
 from fedgmr.methods import heterofl as _heterofl  # noqa: E402,F401

@@ -47,7 +47,8 @@ if TYPE_CHECKING:
 
     from fedgmr.simulation import Simulation
 
-__all__ = ["SCALER_MODELS", "SubModel", "WidthSliced", "flat_index", "width_sliced_resolve"]
+__all__ = ["SCALER_MODELS", "AuxGated", "SubModel", "WidthSliced", "flat_index", "register_family",
+           "width_sliced_resolve"]
 
 # Models with the HeteroFL activation scaler in the released code (reference §7.3).
 SCALER_MODELS = ("resnet18", "transformer_lm")
@@ -262,3 +263,25 @@ class WidthSliced(Method):
                          self.scaler(sim, client, rho), self.step_seed(sim, client))
         return self.finish(sim, weights, self.coverage(sim, rho, offset))
 
+
+class AuxGated(WidthSliced):
+    """Width-sliced +Aux(+GMR): as released (`PRR`, `FJT`) client promotions wait for ``begin_save``."""
+
+    def on_round(self, sim: "Simulation", round_: int, tick: bool) -> None:
+        # Pure configuration (derived from the config every round, nothing to checkpoint).
+        sim.restoration.cfg.gate_clients_on_begin_save = sim.cfg["semantics"] == "released"
+        sim.restoration.cfg.freeze_after_global = False  # B8 fixed in both semantics
+
+
+def register_family(cls: type[WidthSliced], aux_cls: type[WidthSliced], name: str, label: str,
+                    what: str) -> None:
+    """Register ``name``, ``name_aux`` and ``name_aux_gmr`` with the switches of reference §1.4/§1.6."""
+    from fedgmr.methods.registry import register  # late: the registry imports the method modules
+
+    register(cls(name, f"{label}: {what}; sync, no IMS, MA", label, sync=True, ims=False, merge="ma",
+                 recover=False, client_triggers=False))
+    register(aux_cls(f"{name}_aux", f"{label}+Aux: async deadline, IMS, staleness-weighted MA, no GMR",
+                     f"{label}+Aux", sync=False, ims=True, merge="ma", recover=False, client_triggers=False))
+    register(aux_cls(f"{name}_aux_gmr", f"{label}+Aux+GMR: +Aux with GMR and per-client triggers",
+                     f"{label}+Aux+GMR", sync=False, ims=True, merge="ma", recover=True,
+                     client_triggers=True))

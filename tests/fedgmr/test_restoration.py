@@ -75,6 +75,20 @@ def test_client_promotion_and_2p_cooldown_not_gated_by_begin_save():
     assert r.densities == [0.2, 0.2]
 
 
+def test_unmeasured_client_score_none_leaves_its_monitor_alone():
+    """Clean B13: a client without a fresh score (None) is never promoted for being stale."""
+    cfg = RestorationConfig(recover=True, client_triggers=True, patience=2)
+    r = Restoration(cfg, [0.05, 0.2], min_density=0.02)
+    n = 9
+    glob = [0.1 * (t + 1) for t in range(n)]
+    # Client 0 reported once (0.3) and then never again; as released (stale 0.3 re-read) it would be
+    # promoted at t2 (see the test above). Client 1 reports a falling score every tick: promoted at t2.
+    clients = [[0.3 if t == 0 else None, 0.9 - 0.1 * t] for t in range(n)]
+    drive(r, glob, clients)
+    assert [e[1] for e in events(r, "client")] == [1, 1]
+    assert r.densities[0] == 0.05
+
+
 def test_client_promotions_gated_on_begin_save_when_asked():
     cfg = RestorationConfig(recover=True, client_triggers=True, patience=2, gate_clients_on_begin_save=True)
     r = Restoration(cfg, [0.05, 0.2], min_density=0.02)

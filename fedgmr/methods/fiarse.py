@@ -1,0 +1,255 @@
+"""FIARSE (Wu, Li, Zhang, Pan, Huang and Li, "FIARSE: Model-Heterogeneous Federated Learning via
+Importance-Aware Submodel Extraction", NeurIPS 2024) inside the FedGMR simulator (reference §1.6, §4.3,
+§7.6, B3).
+
+A client's sub-model is the set of weights whose magnitude reaches a threshold θ; the forward pass uses
+``w ⊙ 1[|w| ≥ θ]``. The FIARSE paper differentiates the threshold mask with the surrogate
+``d mask / d|w| = 2θ / (|w| + θ)²`` on kept weights (:class:`ThresholdMask`, the authors' ``Bern``), so a
+kept weight's gradient is ``g · (1 + |w| · 2θ / (|w| + θ)²)``. Masks are rebuilt from the current global
+|w| every round. Synchronous, sequential sends (no IMS), MA.
+
+* ``clean`` (the paper): per-client model-wise top-k: client i keeps the ``floor(rho_i N)`` prunable weights
+  of largest |w| (θ_i = the smallest kept magnitude) and trains with the surrogate gradient; the server is
+  evaluated as the full model.
+* ``released`` (B3): nested masks from the per-layer 2 % floor plus a global |w| fill (no layer coefficients);
+  in the threshold layers (every prunable layer of the LEAF CNN and ResNet, the FC layers of VGG, none of the
+  transformer) every client *and the server evaluation* use the shared floor magnitude θ_l, so about 2 % of
+  each such layer computes whatever the nominal density; models dispatched at an evaluation tick use the
+  ≈0.04 % threshold (the floor taken inside the previous floor); the surrogate gradient never runs (plain
+  masked gradient). The round-0 models are dense (B12, ``switches.dense_round0``).
+  Approximations: thresholds are recomputed from the weights the client received (exact for the 2 % floor),
+  the tick jump takes the floor inside the current floor instead of the previous round's, and non-tick
+  rebuilds rank candidates by the current |w| instead of the last tick's.
+
+``fiarse_aux`` / ``fiarse_aux_gmr``: semi-asynchronous deadline, IMS accounting, staleness-weighted MA, and
+for the latter GMR with per-client triggers (B8 fixed). As released the cross-method table is FEMNIST, where
+`abgmr_fiarse` / `gmr_fiarse` run without threshold layers and with the layer coefficients (§1.6, then
+algorithmically FedGMR w/o GMR and FedGMR): ``released`` does that on the LEAF CNN, and otherwise keeps the
+threshold layers without the ratchet of B3 (masks still rebuilt every round). ``clean`` is the paper's FIARSE
+on the +Aux machinery.
+"""
+
+from __future__ import annotations
+
+import weakref
+from typing import TYPE_CHECKING
+
+import torch
+from torch.func import functional_call
+
+from fedgmr.masks import NestedMasks, build_priority
+from fedgmr.methods.base import Method
+from fedgmr.methods.registry import register
+from fedgmr.methods.width_sliced import WidthSliced
+
+if TYPE_CHECKING:
+    from fedgmr.simulation import Simulation
+
+FLOOR = 0.02  # per-layer floor of the released mask search (§4.3 step 1)
+
+
+class ThresholdMask(torch.autograd.Function):
+    """``1[s >= θ]`` with the FIARSE surrogate gradient ``2θ / (s + θ)²`` on kept entries (0 elsewhere).
+
+    The surrogate is the derivative of ``(s − θ) / (s + θ)``; non-finite values (s = θ = 0) count as 0.
+    """
+
+    @staticmethod
+    def forward(ctx, scores: torch.Tensor, theta: torch.Tensor) -> torch.Tensor:
+        ctx.save_for_backward(scores, theta)
+        return (scores >= theta).to(scores.dtype)
+
+    @staticmethod
+    def backward(ctx, grad_out: torch.Tensor):
+        scores, theta = ctx.saved_tensors
+        grad = torch.nan_to_num(2 * theta / (scores + theta) ** 2, nan=0.0, posinf=0.0, neginf=0.0)
+        return grad_out * grad * (scores >= theta).to(scores.dtype), None
+
+
+def gated(w: torch.Tensor, theta: torch.Tensor, surrogate: bool) -> torch.Tensor:
+    """Effective weights ``w ⊙ 1[|w| ≥ θ]``; with ``surrogate`` the mask is differentiated (FIARSE)."""
+    if surrogate:
+        return w * ThresholdMask.apply(w.abs(), theta)
+    return w * (w.detach().abs() >= theta).to(w.dtype)
+
+
+def threshold_layers(model_name: str, layout) -> list:
+    """Prunable segments with a threshold forward as released (`bern=True`, §7.6)."""
+    if model_name in ("leaf_cnn", "resnet18"):
+        return list(layout.layers)
+    if model_name == "vgg11":
+        return [s for s in layout.layers if s.name.startswith("fc")]
+    return []
+
+
+def floor_threshold(values: torch.Tensor, floor: float = FLOOR) -> torch.Tensor:
+    """Magnitude at ascending position ``min(floor((1 - floor) n), n - 1)`` (the released floor, §4.3)."""
+    s = torch.sort(values.abs()).values
+    return s[min(int((1.0 - floor) * s.numel()), s.numel() - 1)]
+
+
+def topk_threshold(w: torch.Tensor, prunable: torch.Tensor, rho: float) -> torch.Tensor:
+    """Model-wise top-k threshold: the ``max(1, floor(rho N))``-th largest |w| over prunable weights."""
+    a = w[prunable].abs()
+    k = max(1, min(a.numel(), int(rho * a.numel() + 1e-9)))
+    return torch.kthvalue(a, a.numel() - k + 1).values
+
+
+class FIARSE(Method):
+    # ---- semantics helpers ---------------------------------------------------------------------
+    def released(self, sim: "Simulation") -> bool:
+        return sim.cfg["semantics"] == "released"
+
+    def femnist_aux(self, sim: "Simulation") -> bool:
+        """Released FEMNIST `abgmr_`/`gmr_fiarse`: FedGMR's masks, no threshold layers (§1.6)."""
+        return False
+
+    def _dense0(self, sim: "Simulation") -> bool:
+        return bool(sim.switch("dense_round0")) and sim.net.round == 0
+
+    # ---- masks ---------------------------------------------------------------------------------
+    def rebuild_masks(self, sim: "Simulation") -> None:
+        """Masks follow the current global weights (every round, lazily in :meth:`client_start`)."""
+        self._masks(sim)
+
+    def on_round(self, sim: "Simulation", round_: int, tick: bool) -> None:
+        if not self._dense0(sim):
+            self._masks(sim)
+
+    def _masks(self, sim: "Simulation") -> None:
+        """Released: nested floor + fill masks of the current global |w| into ``sim.masks`` (cached on the
+        identity of ``sim.global_w``: a pure function of it, so a resumed run rebuilds the same)."""
+        if not self.released(sim):
+            return
+        built = self.__dict__.setdefault("_built", weakref.WeakKeyDictionary())
+        if built.get(sim) is sim.global_w and sim.masks is not None:
+            return
+        if self.femnist_aux(sim):
+            sim.rebuild_magnitude_masks(use_coefficients=True)
+        else:
+            priority = build_priority(sim.global_w.abs(), sim.layout, None, floor=FLOOR)
+            sim.masks = NestedMasks(priority, sim.layout)
+        built[sim] = sim.global_w
+
+    def client_mask(self, sim: "Simulation", density: float) -> torch.Tensor | None:
+        if density >= 1.0:
+            return None
+        if self.released(sim):
+            self._masks(sim)
+            return sim.masks.mask(density)
+        theta = topk_threshold(sim.global_w, sim.layout_prunable, density)
+        return ~sim.layout_prunable | (sim.global_w.abs() >= theta)
+
+    def client_start(self, sim: "Simulation", client: int) -> tuple[torch.Tensor, torch.Tensor | None]:
+        if self._dense0(sim):
+            return sim.global_w, None  # B12: round 0 trains the dense initial model
+        return super().client_start(sim, client)
+
+    # ---- thresholds ----------------------------------------------------------------------------
+    def thresholds(self, sim: "Simulation", client: int, start: torch.Tensor,
+                   mask: torch.Tensor | None) -> torch.Tensor | None:
+        """Per-coordinate θ for this training (0 = no threshold), derived from the received weights."""
+        if mask is None and not self.released(sim):
+            return None  # clean, rho = 1: the full model
+        if self.released(sim) and (self.femnist_aux(sim) or self._dense0(sim)):
+            return None
+        theta = torch.zeros_like(start)
+        if not self.released(sim):
+            kept = mask & sim.layout_prunable
+            if kept.any():
+                theta[sim.layout_prunable] = start[kept].abs().min()
+            return theta
+        tau = sim.net.payload_round[client]
+        jump = tau >= 0 and tau % sim.cfg["schedule"]["interval"] == 0 and self.name == "fiarse"
+        layers = threshold_layers(sim.cfg["model"]["name"], sim.layout)
+        if not layers:
+            return None
+        for seg in layers:
+            v = start[seg.start : seg.stop]
+            t = floor_threshold(v)
+            if jump:
+                t = floor_threshold(v[v.abs() >= t])
+            theta[seg.start : seg.stop] = t
+        return theta
+
+    def eval_weights(self, sim: "Simulation", weights: torch.Tensor) -> torch.Tensor:
+        """Released: the server evaluates through the shared floor thresholds too (B3)."""
+        if not self.released(sim) or self.femnist_aux(sim):
+            return weights
+        out = weights.clone()
+        for seg in threshold_layers(sim.cfg["model"]["name"], sim.layout):
+            v = out[seg.start : seg.stop]
+            v.mul_((v.abs() >= floor_threshold(v)).to(v.dtype))
+        return out
+
+    # ---- local training ------------------------------------------------------------------------
+    def local_update(self, sim: "Simulation", client: int, start: torch.Tensor,
+                     mask: torch.Tensor | None) -> tuple[torch.Tensor, torch.Tensor | None]:
+        theta = self.thresholds(sim, client, start, mask)
+        if theta is None:
+            upload = sim.train_locally(client, start, mask)
+        else:
+            upload = self.train_gated(sim, client, start, mask, theta, surrogate=not self.released(sim))
+        if sim.switch("value_coverage"):
+            return upload, upload != 0
+        return upload, mask
+
+    def train_gated(self, sim: "Simulation", client: int, start: torch.Tensor, mask: torch.Tensor | None,
+                    theta: torch.Tensor, surrogate: bool) -> torch.Tensor:
+        """K local SGD steps whose forward uses ``w ⊙ 1[|w| ≥ θ]`` (same update rule as ``Trainer``)."""
+        model, layout, tr = sim.model, sim.layout, sim.trainer
+        params = [s for s in layout.segments if not s.is_buffer]
+        sim.work.copy_(start)  # buffers (BN statistics) are updated in place by the forward
+        w = start.clone()
+        fmask = None if mask is None else mask.to(w.dtype)
+        remask = fmask is not None and ((not sim.switch("value_coverage")) or sim.profile.remask_every_step)
+        mom = sim.momentum[client]
+        trainable = tr.trainable.to(w.dtype)
+        lr = sim.client_lr[client]
+        model.train()
+        torch.manual_seed(WidthSliced.step_seed(sim, client))
+        for x, y in WidthSliced.batches(sim, client):
+            leaf = w.detach().requires_grad_(True)
+            eff = gated(leaf, theta, surrogate)
+            if fmask is not None:
+                eff = eff * fmask
+            out = functional_call(model, {s.name: eff[s.start : s.stop].view(s.shape) for s in params}, (x,))
+            loss = tr.loss(out, y)
+            (grad,) = torch.autograd.grad(loss, leaf)
+            step = grad * trainable
+            if fmask is not None:
+                step = step * fmask
+            if tr.weight_decay:
+                step = step + tr.weight_decay * w * trainable
+            if mom is not None and tr.momentum:
+                mom.mul_(tr.momentum).add_(step)
+                step = mom
+            w.add_(step, alpha=-lr)
+            if remask:
+                w.mul_(fmask)
+                if mom is not None:
+                    mom.mul_(fmask)
+        out_w = sim.work.clone()
+        keep = tr.trainable
+        out_w[keep] = w[keep]
+        return out_w
+
+
+class FIARSEAux(FIARSE):
+    def femnist_aux(self, sim: "Simulation") -> bool:
+        return self.released(sim) and sim.cfg["model"]["name"] == "leaf_cnn"
+
+    def on_round(self, sim: "Simulation", round_: int, tick: bool) -> None:
+        super().on_round(sim, round_, tick)
+        sim.restoration.cfg.freeze_after_global = False  # B8 fixed
+
+
+register(FIARSE("fiarse", "FIARSE: importance-aware threshold sub-models rebuilt every round; sync, no IMS",
+                "FIARSE", sync=True, ims=False, merge="ma", recover=False, client_triggers=False,
+                use_coefficients=False))
+register(FIARSEAux("fiarse_aux", "FIARSE+Aux: async deadline, IMS, staleness-weighted MA, no GMR",
+                   "FIARSE+Aux", sync=False, ims=True, merge="ma", recover=False, client_triggers=False,
+                   use_coefficients=False))
+register(FIARSEAux("fiarse_aux_gmr", "FIARSE+Aux+GMR: +Aux with GMR and per-client triggers",
+                   "FIARSE+Aux+GMR", sync=False, ims=True, merge="ma", recover=True, client_triggers=True,
+                   use_coefficients=False))

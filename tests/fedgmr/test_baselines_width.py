@@ -1,0 +1,218 @@
+"""HeteroFL, FedRolex and FjORD (reference §7.3-7.5): channel windows, scatter-back and aggregation,
+FjORD's width schedules, B21 defaults, and the compute saving of physically smaller models."""
+
+from __future__ import annotations
+
+import time
+
+import numpy as np
+import torch
+
+from fedgmr.aggregation import fjord, ma
+from fedgmr.config import resolve_config
+from fedgmr.flat import flatten_module
+from fedgmr.methods.fedrolex import rolling_offset
+from fedgmr.methods.fjord import released_schedule, sampled_schedule, width_set
+from fedgmr.methods.registry import METHODS
+from fedgmr.methods.width_sliced import flat_index, width_sliced_resolve
+from fedgmr.models import build_model
+from fedgmr.models.slicing import build_submodel, kept_channels, per_dim_indices, slice_indices
+
+
+def _leaf(channels=(2, 2, 2), classes=2):
+    torch.manual_seed(0)
+    full = build_model("leaf_cnn", channels=channels, num_classes=classes)
+    layout, flat, _ = flatten_module(full, full.prunable)
+    return full, layout, flat
+
+
+def _sub_layout(rho, channels=(2, 2, 2), classes=2):
+    sub = build_submodel("leaf_cnn", rho, channels=channels, num_classes=classes)
+    return flatten_module(sub, sub.prunable)[0]
+
+
+def test_all_variants_registered():
+    for fam in ("heterofl", "fedrolex", "fjord", "fiarse"):
+        for suffix in ("", "_aux", "_aux_gmr"):
+            m = METHODS[fam + suffix]
+            assert m.sync == (suffix == "")
+            assert m.recover == (suffix == "_aux_gmr") and m.client_triggers == (suffix == "_aux_gmr")
+    assert METHODS["heterofl"].ims is False and METHODS["heterofl_aux"].ims is True
+    assert METHODS["fjord_aux"].ims is False and METHODS["fjord_aux"].merge == "fjord"  # §1.5: Res ignored
+
+
+def test_heterofl_front_slice_indices():
+    # LEAF CNN with hidden widths (4, 8, 16); rho = 0.25 -> ceil(0.5 C) = (2, 4, 8).
+    full = build_model("leaf_cnn", channels=(4, 8, 16), num_classes=3)
+    spec = slice_indices(full, 0.25)
+    assert per_dim_indices(spec["conv1.weight"])[0].tolist() == [0, 1]
+    out, inp = per_dim_indices(spec["conv2.weight"])[:2]
+    assert out.tolist() == [0, 1, 2, 3] and inp.tolist() == [0, 1]
+    out, inp = per_dim_indices(spec["fc1.weight"])
+    assert out.tolist() == list(range(8))
+    assert inp.tolist() == list(range(4 * 49))  # 4 conv channels x 7 x 7, channel-major
+    assert per_dim_indices(spec["fc2.weight"])[0] is None  # the 3 outputs are kept
+
+
+def test_fedrolex_windows_for_consecutive_rounds():
+    # clean: the window advances by one channel per round (offset tau + 1; initial model tau = -1).
+    offsets = [rolling_offset(tau, "clean", "leaf_cnn", 5) for tau in (-1, 0, 1, 2, 6)]
+    assert offsets == [0, 1, 2, 3, 7]
+    windows = [kept_channels(8, 4, o).tolist() for o in offsets]
+    assert windows == [[0, 1, 2, 3], [1, 2, 3, 4], [2, 3, 4, 5], [3, 4, 5, 6], [7, 0, 1, 2]]
+    full = build_model("leaf_cnn", channels=(8, 8, 8), num_classes=2)
+    # rho = 0.25 keeps ceil(0.5 * 8) = 4 channels; the window at offset 7 wraps around
+    assert per_dim_indices(slice_indices(full, 0.25, 7)["conv2.weight"])[1].tolist() == [7, 0, 1, 2]
+    # released, FEMNIST/CIFAR models: static (B11)
+    assert {rolling_offset(tau, "released", "leaf_cnn", 5) for tau in range(-1, 20)} == {0}
+    assert {rolling_offset(tau, "released", "vgg11", 5) for tau in range(-1, 20)} == {0}
+    # released ResNet/transformer: torch.roll(arange(C), t)[:k] with t the last tick's round
+    offs = [rolling_offset(tau, "released", "resnet18", 5) for tau in (-1, 0, 4, 5, 9, 12)]
+    assert offs == [0, 0, 0, -5, -5, -10]
+    assert kept_channels(8, 4, -5).tolist() == torch.roll(torch.arange(8), 5)[:4].tolist() == [3, 4, 5, 6]
+
+
+def test_flat_index_gathers_the_sub_model():
+    full, layout, flat = _leaf((4, 8, 16), 3)
+    sub_layout = _sub_layout(0.25, (4, 8, 16), 3)
+    idx = flat_index(layout, sub_layout, slice_indices(full, 0.25, 3))
+    sub_flat = flat[idx]
+    w = layout.view(flat, "conv2.weight")
+    got = sub_layout.view(sub_flat, "conv2.weight")
+    assert torch.equal(got, w[[3, 4, 5, 6]][:, [3, 0]])  # out window (3..6) of 8, in window (3, 0) of 4
+    assert idx.unique().numel() == idx.numel() == sub_layout.numel
+
+
+def test_scatter_back_and_aggregation_with_overlapping_slices():
+    # Two clients at rho = 0.25 of a LEAF CNN with widths (2, 2, 2): each keeps 1 channel per hidden layer.
+    # Client A window offset 0 (channel 0), client B offset 1 (channel 1): they overlap only on the
+    # unsliced tensors (conv1 input, fc2 rows, fc2 bias).
+    full, layout, flat = _leaf()
+    sub_layout = _sub_layout(0.25)
+    g = torch.ones_like(flat)
+    ups, covs = [], []
+    for offset, value in ((0, 2.0), (1, 4.0)):
+        idx = flat_index(layout, sub_layout, slice_indices(full, 0.25, offset))
+        up = torch.zeros_like(flat)
+        up[idx] = value  # what the client trained, scattered back zero-filled
+        cov = torch.zeros_like(flat, dtype=torch.bool)
+        cov[idx] = True
+        ups.append(up)
+        covs.append(cov)
+    out = ma(g, ups, covs, [0.5, 0.5])
+    conv1 = layout.view(out, "conv1.weight")
+    assert torch.all(conv1[0] == 2.0) and torch.all(conv1[1] == 4.0)
+    assert layout.view(out, "conv1.bias").tolist() == [2.0, 4.0]
+    conv2 = layout.view(out, "conv2.weight")
+    assert torch.all(conv2[0, 0] == 2.0) and torch.all(conv2[1, 1] == 4.0)
+    assert torch.all(conv2[0, 1] == 1.0) and torch.all(conv2[1, 0] == 1.0)  # nobody: global kept
+    fc1 = layout.view(out, "fc1.weight")  # [2, 2*49]: A covers row 0 cols 0..48, B row 1 cols 49..97
+    assert torch.all(fc1[0, :49] == 2.0) and torch.all(fc1[1, 49:] == 4.0)
+    assert torch.all(fc1[0, 49:] == 1.0) and torch.all(fc1[1, :49] == 1.0)
+    fc2 = layout.view(out, "fc2.weight")  # [2 classes, 2 hidden]: column 0 from A, column 1 from B
+    assert torch.all(fc2[:, 0] == 2.0) and torch.all(fc2[:, 1] == 4.0)
+    assert layout.view(out, "fc2.bias").tolist() == [3.0, 3.0]  # both: (2 + 4) / 2
+    # Staleness weights 3:1 on the shared coordinates: (3*2 + 1*4) / 4 = 2.5
+    assert layout.view(ma(g, ups, covs, [3.0, 1.0]), "fc2.bias").tolist() == [2.5, 2.5]
+    # FjORD's unweighted rule gives the same plain mean on shared coordinates.
+    assert layout.view(fjord(g, ups, covs), "fc2.bias").tolist() == [3.0, 3.0]
+
+
+def test_fjord_released_width_cycling():
+    assert width_set(0.5) == [0.05, 0.1, 0.2, 0.4, 0.5, 0.6, 0.8, 1.0]
+    assert released_schedule(1.0, 5) == [0.05, 0.1, 0.2, 0.4, 0.6]  # never 0.8 or 1.0 at K = 5 (B20)
+    assert released_schedule(0.5, 6) == [0.05, 0.1, 0.2, 0.4, 0.5, 0.05]
+    assert released_schedule(0.1, 5) == [0.05, 0.1, 0.05, 0.1, 0.05]
+    assert released_schedule(0.05, 3) == [0.05, 0.05, 0.05]
+
+
+def test_fjord_clean_samples_uniformly_below_rho():
+    rng = np.random.default_rng(0)
+    draws = sampled_schedule(0.2, 3000, rng)
+    assert set(draws) == {0.05, 0.1, 0.2}
+    counts = [draws.count(p) for p in (0.05, 0.1, 0.2)]
+    assert all(abs(c - 1000) < 120 for c in counts), counts
+    assert sampled_schedule(0.05, 4, rng) == [0.05] * 4
+    a = sampled_schedule(1.0, 5, np.random.default_rng([0, 6, 3, 7]))
+    assert a == sampled_schedule(1.0, 5, np.random.default_rng([0, 6, 3, 7]))  # deterministic per seed
+
+
+def test_b21_groupnorm_and_lr_switch():
+    cfg = {"model": {"name": "resnet18", "norm": None}, "training": {"lr": 0.02},
+           "dataset": {"name": "imagenet100"}}
+    width_sliced_resolve(cfg)
+    assert cfg["model"]["norm"] == "gn" and cfg["training"]["lr"] == 0.05
+    cfg = {"model": {"name": "resnet18", "norm": "bn"}, "training": {"lr": 0.02},
+           "dataset": {"name": "imagenet100"}}
+    width_sliced_resolve(cfg)
+    assert cfg["model"]["norm"] == "bn" and cfg["training"]["lr"] == 0.02
+    cfg = {"model": {"name": "resnet18", "norm": None}, "training": {"lr": 0.1},
+           "dataset": {"name": "imagenet100"}}
+    width_sliced_resolve(cfg)
+    assert cfg["model"]["norm"] == "gn" and cfg["training"]["lr"] == 0.1  # an explicit lr is kept
+
+
+def _sim(method: str, width: float = 1.0):
+    from fedgmr.simulation import Simulation
+
+    cfg = resolve_config({
+        "method": method, "seed": 0,
+        "dataset": {"name": "synthetic_image", "synthetic_train": 400, "synthetic_test": 20},
+        "model": {"width": width}, "training": {"local_steps": 1, "batch_size": 20},
+        "run": {"progress": False},
+    })
+    return Simulation(cfg)
+
+
+def test_heterofl_client_trains_its_slice_only():
+    sim = _sim("heterofl", width=0.125)
+    m = sim.method
+    client = sim.densities.index(0.05)
+    sim.net.begin_iteration()
+    start, mask = m.client_start(sim, client)
+    up, cover = m.local_update(sim, client, start, mask)
+    _, idx = m.submodel(sim, 0.05, 0)
+    expected = torch.zeros_like(cover)
+    expected[idx] = True
+    assert torch.equal(cover, up != 0)  # released: coverage by value (§6) ...
+    assert not torch.any(cover & ~expected)  # ... and only inside the slice
+    assert torch.all(up[~expected] == 0)
+    assert not torch.equal(up[idx], sim.global_w[idx])  # it trained
+    assert int(expected.sum()) < sim.layout.numel // 10  # physically small
+
+
+def _step_time(m, sim, rho, reps=4):
+    client = 0
+    w = sim.global_w.clone()
+    best = float("inf")
+    for r in range(reps):
+        x = sim.batcher.train_batch(sim.streams[client].next(sim.batch_size), None)
+        t0 = time.perf_counter()
+        m.train_slice(sim, client, w, rho, 0, [x], None, r)
+        best = min(best, time.perf_counter() - t0)
+    return best
+
+
+def test_heterofl_small_client_step_is_faster():
+    sim = _sim("heterofl", width=1.0)  # full-size LEAF CNN (6.6 M parameters)
+    m = sim.method
+    torch.set_num_threads(1)
+    _step_time(m, sim, 0.05, 1)  # warm up (builds the sub-model)
+    t_small = _step_time(m, sim, 0.05)
+    t_full = _step_time(m, sim, 1.0)
+    assert t_small < 0.5 * t_full, (t_small, t_full)
+
+
+def test_aux_gmr_restoration_switches():
+    # B8 fixed in both semantics; client promotions gated by begin_save as released (`PRR`, `FJT`).
+    for semantics, gated in (("released", True), ("clean", False)):
+        from fedgmr.simulation import Simulation
+
+        cfg = resolve_config({"method": "heterofl_aux_gmr", "semantics": semantics,
+                              "dataset": {"name": "synthetic_image", "synthetic_train": 200,
+                                          "synthetic_test": 20},
+                              "model": {"width": 0.125}, "run": {"progress": False}})
+        sim = Simulation(cfg)
+        sim.method.on_round(sim, 0, True)
+        assert sim.restoration.cfg.freeze_after_global is False
+        assert sim.restoration.cfg.gate_clients_on_begin_save is gated
