@@ -1,0 +1,85 @@
+# Runs -> tidy tables -> one rule per paper table or figure -> the reproduction report.
+# Paper output rules read only the tidy tables: regenerating a figure never retrains
+# (`snakemake fig_ablation --allowed-rules fig_ablation`, or run the script directly, see README).
+
+
+rule collect:
+    input:
+        experiment_run_files,
+    output:
+        table=f"{RESULTS}/tables/{{experiment}}.parquet",
+        cells=f"{RESULTS}/tables/{{experiment}}.cells.csv",
+    log:
+        f"{RESULTS}/logs/collect/{{experiment}}.log",
+    conda:
+        ENV
+    benchmark:
+        f"{RESULTS}/benchmarks/collect/{{experiment}}.tsv"
+    params:
+        cells=experiment_cells_json,
+        runs_root=f"{RESULTS}/runs",
+    localrule: True
+    script:
+        "../scripts/collect.py"
+
+
+for _out_id, _experiment in OUTPUTS.items():
+
+    rule:
+        name:
+            _out_id
+        input:
+            table=table_of(_experiment),
+            cells=cells_of(_experiment),
+            reference=REFERENCE,
+            script=f"paper_figures/{_out_id}.py",
+        output:
+            report(
+                paper_output_files(_out_id)[-1],
+                category="Figures" if _out_id.startswith("fig_") else "Tables",
+                labels={"output": _out_id},
+            ),
+            paper_output_files(_out_id)[:-1],
+        log:
+            f"{RESULTS}/logs/paper/{_out_id}.log",
+        conda:
+            ENV
+        benchmark:
+            f"{RESULTS}/benchmarks/paper/{_out_id}.tsv"
+        params:
+            py=PY,
+            stem=lambda wc, output: str(Path(output[0]).with_suffix("")),
+            reference_tables=",".join(GRIDS[_experiment].get("reference", [])) or "none",
+        localrule: True
+        shell:
+            "MPLBACKEND=Agg {params.py} {input.script} --table {input.table} --cells {input.cells} "
+            "--reference {input.reference} --reference-tables {params.reference_tables} "
+            "--out {params.stem} > {log} 2>&1"
+
+
+rule report_md:
+    input:
+        tables=table_outputs(),
+        figures=figure_outputs(),
+        cells=[cells_of(e) for e in GRIDS],
+        script="paper_figures/report.py",
+    output:
+        report(f"{RESULTS}/report.md", category="Report"),
+    log:
+        f"{RESULTS}/logs/report_md.log",
+    conda:
+        ENV
+    benchmark:
+        f"{RESULTS}/benchmarks/report_md.tsv"
+    params:
+        py=PY,
+        results=lambda wc, output: str(Path(output[0]).parent),
+    localrule: True
+    shell:
+        "{params.py} {input.script} --results {params.results} --tables {input.tables} "
+        "--cells {input.cells} --figures {input.figures} --out {output} > {log} 2>&1"
+
+
+onsuccess:
+    if Path(f"{RESULTS}/report.md").exists():
+        logger.info(f"fedgmr-repro: report at {RESULTS}/report.md")
