@@ -36,3 +36,13 @@ def load(directory: Path, cfg: dict) -> dict | None:
             f"this config {run_id(cfg)}); remove it or use another --out"
         )
     return blob["state"]
+
+
+def remove(directory: Path) -> None:
+    """Drop the checkpoint of a finished run (and its directory when that is left empty)."""
+    path = Path(directory) / NAME
+    path.unlink(missing_ok=True)
+    try:
+        Path(directory).rmdir()
+    except OSError:
+        pass  # not empty, or already gone

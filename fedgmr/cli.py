@@ -64,7 +64,7 @@ def _cmd_methods() -> int:
     from fedgmr.methods.registry import METHODS
 
     width = max(len(n) for n in METHODS)
-    for name, m in METHODS.items():
+    for name, m in sorted(METHODS.items()):
         print(f"{name:<{width}}  {m.summary}")
     return 0
 

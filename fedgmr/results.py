@@ -110,6 +110,21 @@ def write_run_info(out: Path, cfg: dict, sim, status: str) -> None:
     atomic_write(out / "run.json", json.dumps(info, indent=2, default=str))
 
 
+def is_complete(out: Path, cfg: dict) -> bool:
+    """True when ``out`` holds the finished run of exactly this config."""
+    from fedgmr.config import run_id
+
+    try:
+        info = json.loads((Path(out) / "run.json").read_text())
+    except (OSError, ValueError):
+        return False
+    return (
+        info.get("status") == "complete"
+        and info.get("run_id") == run_id(cfg)
+        and (Path(out) / "metrics.csv").is_file()
+    )
+
+
 def table_value(times, accs, budget: float, half_window: int = 10) -> tuple[float, float]:
     """The paper's table metric (reference §9.3): the first evaluation with time > budget (else the last),
     then mean and population std of acc over evaluations [idx-10, idx+10), times 100."""

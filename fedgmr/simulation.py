@@ -25,7 +25,7 @@ from fedgmr import checkpoint, results
 from fedgmr.aggregation import AGGREGATORS, buffer_average
 from fedgmr.data import Batcher, IndexStream, load_dataset
 from fedgmr.flat import flatten_module
-from fedgmr.masks import NestedMasks, build_priority
+from fedgmr.masks import NestedMasks
 from fedgmr.methods.registry import METHODS
 from fedgmr.models import build_model
 from fedgmr.network import Network, NetworkSpec
@@ -161,13 +161,12 @@ class Simulation:
             ]
             if not any(coeffs):
                 coeffs = None  # all-zero coefficients mean "unweighted"
-        priority = build_priority(
+        self.masks = NestedMasks.build(
             self.global_w.abs(),
             self.layout,
             coeffs,
             normalize_by_layer_mean=self.profile.normalize_by_layer_mean,
         )
-        self.masks = NestedMasks(priority, self.layout)
 
     def train_locally(self, client: int, start: torch.Tensor, mask: torch.Tensor | None) -> torch.Tensor:
         tn = self.net.train_number[client]
@@ -270,7 +269,9 @@ class Simulation:
         disp = self.net.dispatch(self.densities, self.ims_dens)
         lr = lr_at(self.cfg["training"]["lr"], self.cfg["training"]["lr_schedule"], r)
         for i in disp.deferred:
-            self.snapshots[i] = m.client_start(self, i)
+            start, mask = m.client_start(self, i)
+            # The model in flight is this round's: copy it if it is the live global vector.
+            self.snapshots[i] = (start.clone() if start is self.global_w else start, mask)
             self.bytes_down += S * self.densities[i]
         for i in disp.delivered:
             self.pending[i] = self.snapshots.pop(i)
@@ -406,7 +407,7 @@ class Simulation:
             setattr(self, key, s[key])
         self.masks = None
         if s["masks"] is not None:
-            self.masks = NestedMasks(s["masks"]["priority"].to(self.device), self.layout)
+            self.masks = NestedMasks.from_state(s["masks"], self.layout, self.device)
         self.net.load_state_dict(s["net"])
         self.staleness.load_state_dict(s["staleness"])
         self.restoration.load_state_dict(s["restoration"])
@@ -422,11 +423,21 @@ def run(
 
     out = Path(out)
     ckdir = Path(checkpoint_dir) if checkpoint_dir else out / "checkpoint"
+    if results.is_complete(out, cfg):
+        log.info("%s already holds the complete run %s; nothing to do", out, cfg["method"])
+        return None
     sim = Simulation(cfg, device)
     state = checkpoint.load(ckdir, cfg)
     if state is not None:
-        sim.load_state_dict(state)
-        log.info("resumed from %s at round %d", ckdir, sim.net.train_number[0])
+        try:
+            sim.load_state_dict(state)
+            log.info("resumed from %s at round %d", ckdir, sim.net.train_number[0])
+        except (KeyError, ValueError, TypeError, AttributeError) as exc:
+            # A checkpoint written by an older engine: say so and start over rather than fail forever.
+            log.warning(
+                "cannot resume from %s (%s): written by another engine version; starting over", ckdir, exc
+            )
+            sim = Simulation(cfg, device)
     out.mkdir(parents=True, exist_ok=True)
     results.write_config(out, cfg)
     every = cfg["run"]["checkpoint_every"]
@@ -464,5 +475,5 @@ def run(
     sim.wall_elapsed = time.perf_counter() - t0
     results.write_tables(out, sim.metrics, sim.client_rows)
     results.write_run_info(out, cfg, sim, status="complete")
-    checkpoint.save(ckdir, cfg, sim.state_dict())
+    checkpoint.remove(ckdir)  # run.json now says "complete": a rerun has nothing to resume
     return sim

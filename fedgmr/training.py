@@ -65,8 +65,10 @@ class Trainer:
         self.loss = loss if callable(loss) else partial(loss_fn, loss)
         self.momentum = momentum
         self.weight_decay = weight_decay
-        # SGD never touches buffers (BN running stats): forward updates them in place.
-        self.trainable = layout.trainable.to(work.device)
+        # SGD never touches buffers (BN running stats): forward updates them in place. Their gradient
+        # stays 0, so only weight decay needs to skip them.
+        self.has_buffers = not bool(layout.trainable.all())
+        self.trainable_f = layout.trainable.to(device=work.device, dtype=work.dtype)
 
     def train(
         self,
@@ -81,7 +83,7 @@ class Trainer:
         """Run the local steps and return the resulting flat vector (a new tensor).
 
         Args:
-            start: flat weights the client starts from (already masked by the server).
+            start: flat weights the client starts from; the mask is applied here (it may be unmasked).
             mask: bool flat mask (True = active), or None for a dense model.
             momentum_buf: the client's flat momentum buffer, updated in place, or None.
             batches: iterable of (inputs, targets).
@@ -90,33 +92,45 @@ class Trainer:
             seed: seeds dropout for this client's round, so runs are reproducible and resumable.
         """
         w, g = self.work, self.grad
-        w.copy_(start)
         fmask = None if mask is None else mask.to(w.dtype)
-        leak = None
+        if fmask is None:
+            w.copy_(start)
+        else:
+            torch.mul(start, fmask, out=w)  # the server sends global values under the mask (§4.4)
+        momentum = self.momentum if momentum_buf is not None else 0.0
+        extra = bool(momentum or self.weight_decay)
+        # Without re-masking, momentum and weight decay move masked coordinates (B6); the forward must
+        # still see w ⊙ m, so their drifting values are set aside around forward/backward.
+        drift = fmask is not None and not remask and extra
+        keep_out = None if not drift else 1.0 - fmask
+        # Where the step itself is masked: always when re-masking (masked weights, which start at 0,
+        # and their momentum stay exactly 0), and for plain SGD, where it is the same as masking g.
+        mask_step = fmask is not None and (remask or not extra)
         self.model.train()
         torch.manual_seed(seed)
         for x, y in batches:
-            if fmask is not None and not remask:
-                # Keep the masked coordinates' drifting values aside: the forward sees w ⊙ m.
-                leak = w * (1.0 - fmask)
+            if drift:
+                leak = w * keep_out
                 w.mul_(fmask)
-            g.zero_()
-            out = self.model(x)
-            loss = self.loss(out, y)
-            loss.backward()
-            if leak is not None:
+            g.zero_()  # buffer coordinates never receive gradients: they stay 0
+            self.loss(self.model(x), y).backward()
+            if drift:
                 w.add_(leak)
-            step = g.mul_(self.trainable) if fmask is None else g.mul_(fmask).mul_(self.trainable)
+                g.mul_(fmask)  # d(w ⊙ m)/dw = m; momentum and weight decay act on masked values
+            step = g
             if self.weight_decay:
-                step.add_(w * self.trainable, alpha=self.weight_decay)
-            if momentum_buf is not None and self.momentum:
-                momentum_buf.mul_(self.momentum).add_(step)
-                step = momentum_buf
-            w.add_(step, alpha=-lr)
-            if fmask is not None and remask:
-                w.mul_(fmask)
-                if momentum_buf is not None:
-                    momentum_buf.mul_(fmask)
+                if self.has_buffers:
+                    step.addcmul_(w, self.trainable_f, value=self.weight_decay)
+                else:
+                    step.add_(w, alpha=self.weight_decay)
+            if momentum:
+                step = momentum_buf.mul_(momentum).add_(step)
+            if mask_step and step is g:
+                w.addcmul_(g, fmask, value=-lr)  # fused: one pass over the vector
+            else:
+                if mask_step:
+                    step.mul_(fmask)
+                w.add_(step, alpha=-lr)
         return w.clone()
 
 

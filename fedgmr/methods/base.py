@@ -78,10 +78,13 @@ class Method:
         return sim.masks.mask(density)
 
     def client_start(self, sim: "Simulation", client: int) -> tuple[torch.Tensor, torch.Tensor | None]:
-        """Weights a client receives now: current global values under its mask (§4.4)."""
-        mask = self.client_mask(sim, sim.densities[client])
-        start = sim.global_w if mask is None else sim.global_w * mask
-        return start, mask
+        """What a client receives now: current global values under its mask (§4.4).
+
+        Returns (weights, mask). The weights may be the live global vector, unmasked: the trainer applies
+        the mask while copying them in (one pass instead of two), and the loop snapshots them when a
+        download carries over to a later round.
+        """
+        return sim.global_w, self.client_mask(sim, sim.densities[client])
 
     # ---- local training ------------------------------------------------------------------------
     def local_update(

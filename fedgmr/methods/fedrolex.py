@@ -37,8 +37,12 @@ def rolling_offset(tau: int, semantics: str, model_name: str, interval: int) -> 
 
 class FedRolexMixin:
     def window_offset(self, sim: "Simulation", client: int) -> int:
-        return rolling_offset(sim.net.payload_round[client], sim.cfg["semantics"], sim.cfg["model"]["name"],
-                              sim.cfg["schedule"]["interval"])
+        return rolling_offset(
+            sim.net.payload_round[client],
+            sim.cfg["semantics"],
+            sim.cfg["model"]["name"],
+            sim.cfg["schedule"]["interval"],
+        )
 
 
 class FedRolex(FedRolexMixin, WidthSliced):

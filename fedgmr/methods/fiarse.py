@@ -37,7 +37,7 @@ from typing import TYPE_CHECKING
 import torch
 from torch.func import functional_call
 
-from fedgmr.masks import NestedMasks, build_priority
+from fedgmr.masks import NestedMasks
 from fedgmr.methods.base import Method
 from fedgmr.methods.registry import register
 from fedgmr.methods.width_sliced import WidthSliced
@@ -127,8 +127,7 @@ class FIARSE(Method):
         if self.femnist_aux(sim):
             sim.rebuild_magnitude_masks(use_coefficients=True)
         else:
-            priority = build_priority(sim.global_w.abs(), sim.layout, None, floor=FLOOR)
-            sim.masks = NestedMasks(priority, sim.layout)
+            sim.masks = NestedMasks.build(sim.global_w.abs(), sim.layout, None, floor=FLOOR)
         built[sim] = sim.global_w
 
     def client_mask(self, sim: "Simulation", density: float) -> torch.Tensor | None:
@@ -143,11 +142,13 @@ class FIARSE(Method):
     def client_start(self, sim: "Simulation", client: int) -> tuple[torch.Tensor, torch.Tensor | None]:
         if self._dense0(sim):
             return sim.global_w, None  # B12: round 0 trains the dense initial model
-        return super().client_start(sim, client)
+        start, mask = super().client_start(sim, client)
+        return (start if mask is None else start * mask), mask  # thresholds read the masked weights
 
     # ---- thresholds ----------------------------------------------------------------------------
-    def thresholds(self, sim: "Simulation", client: int, start: torch.Tensor,
-                   mask: torch.Tensor | None) -> torch.Tensor | None:
+    def thresholds(
+        self, sim: "Simulation", client: int, start: torch.Tensor, mask: torch.Tensor | None
+    ) -> torch.Tensor | None:
         """Per-coordinate θ for this training (0 = no threshold), derived from the received weights."""
         if mask is None and not self.released(sim):
             return None  # clean, rho = 1: the full model
@@ -183,8 +184,9 @@ class FIARSE(Method):
         return out
 
     # ---- local training ------------------------------------------------------------------------
-    def local_update(self, sim: "Simulation", client: int, start: torch.Tensor,
-                     mask: torch.Tensor | None) -> tuple[torch.Tensor, torch.Tensor | None]:
+    def local_update(
+        self, sim: "Simulation", client: int, start: torch.Tensor, mask: torch.Tensor | None
+    ) -> tuple[torch.Tensor, torch.Tensor | None]:
         theta = self.thresholds(sim, client, start, mask)
         if theta is None:
             upload = sim.train_locally(client, start, mask)
@@ -194,8 +196,15 @@ class FIARSE(Method):
             return upload, upload != 0
         return upload, mask
 
-    def train_gated(self, sim: "Simulation", client: int, start: torch.Tensor, mask: torch.Tensor | None,
-                    theta: torch.Tensor, surrogate: bool) -> torch.Tensor:
+    def train_gated(
+        self,
+        sim: "Simulation",
+        client: int,
+        start: torch.Tensor,
+        mask: torch.Tensor | None,
+        theta: torch.Tensor,
+        surrogate: bool,
+    ) -> torch.Tensor:
         """K local SGD steps whose forward uses ``w ⊙ 1[|w| ≥ θ]`` (same update rule as ``Trainer``)."""
         model, layout, tr = sim.model, sim.layout, sim.trainer
         params = [s for s in layout.segments if not s.is_buffer]
@@ -204,7 +213,7 @@ class FIARSE(Method):
         fmask = None if mask is None else mask.to(w.dtype)
         remask = fmask is not None and ((not sim.switch("value_coverage")) or sim.profile.remask_every_step)
         mom = sim.momentum[client]
-        trainable = tr.trainable.to(w.dtype)
+        trainable = tr.trainable_f
         lr = sim.client_lr[client]
         model.train()
         torch.manual_seed(WidthSliced.step_seed(sim, client))
@@ -230,7 +239,7 @@ class FIARSE(Method):
                 if mom is not None:
                     mom.mul_(fmask)
         out_w = sim.work.clone()
-        keep = tr.trainable
+        keep = sim.layout.trainable.to(w.device)
         out_w[keep] = w[keep]
         return out_w
 
@@ -244,12 +253,42 @@ class FIARSEAux(FIARSE):
         sim.restoration.cfg.freeze_after_global = False  # B8 fixed
 
 
-register(FIARSE("fiarse", "FIARSE: importance-aware threshold sub-models rebuilt every round; sync, no IMS",
-                "FIARSE", sync=True, ims=False, merge="ma", recover=False, client_triggers=False,
-                use_coefficients=False))
-register(FIARSEAux("fiarse_aux", "FIARSE+Aux: async deadline, IMS, staleness-weighted MA, no GMR",
-                   "FIARSE+Aux", sync=False, ims=True, merge="ma", recover=False, client_triggers=False,
-                   use_coefficients=False))
-register(FIARSEAux("fiarse_aux_gmr", "FIARSE+Aux+GMR: +Aux with GMR and per-client triggers",
-                   "FIARSE+Aux+GMR", sync=False, ims=True, merge="ma", recover=True, client_triggers=True,
-                   use_coefficients=False))
+register(
+    FIARSE(
+        "fiarse",
+        "FIARSE: importance-aware threshold sub-models rebuilt every round; sync, no IMS",
+        "FIARSE",
+        sync=True,
+        ims=False,
+        merge="ma",
+        recover=False,
+        client_triggers=False,
+        use_coefficients=False,
+    )
+)
+register(
+    FIARSEAux(
+        "fiarse_aux",
+        "FIARSE+Aux: async deadline, IMS, staleness-weighted MA, no GMR",
+        "FIARSE+Aux",
+        sync=False,
+        ims=True,
+        merge="ma",
+        recover=False,
+        client_triggers=False,
+        use_coefficients=False,
+    )
+)
+register(
+    FIARSEAux(
+        "fiarse_aux_gmr",
+        "FIARSE+Aux+GMR: +Aux with GMR and per-client triggers",
+        "FIARSE+Aux+GMR",
+        sync=False,
+        ims=True,
+        merge="ma",
+        recover=True,
+        client_triggers=True,
+        use_coefficients=False,
+    )
+)

@@ -71,13 +71,16 @@ class FjORDMixin:
         rng = np.random.default_rng([sim.seed, 6, client, sim.net.train_number[client]])
         return sampled_schedule(rho, sim.local_steps, rng)
 
-    def local_update(self, sim: "Simulation", client: int, start: torch.Tensor,
-                     mask: torch.Tensor | None) -> tuple[torch.Tensor, torch.Tensor | None]:
+    def local_update(
+        self, sim: "Simulation", client: int, start: torch.Tensor, mask: torch.Tensor | None
+    ) -> tuple[torch.Tensor, torch.Tensor | None]:
         rho = sim.densities[client]
         weights = start.clone()
         batches = self.batches(sim, client)
         for j, p in enumerate(self.schedule(sim, client, rho)):
-            self.train_slice(sim, client, weights, p, 0, [next(batches)], None, self.step_seed(sim, client, j))
+            self.train_slice(
+                sim, client, weights, p, 0, [next(batches)], None, self.step_seed(sim, client, j)
+            )
         return self.finish(sim, weights, self.coverage(sim, rho, 0))
 
 
@@ -89,9 +92,39 @@ class FjORDAux(FjORDMixin, AuxGated):
     pass
 
 
-register(FjORD("fjord", "FjORD: ordered-dropout widths per local step; sync, no IMS, unweighted average",
-               "FjORD", sync=True, ims=False, merge="fjord", recover=False, client_triggers=False))
-register(FjORDAux("fjord_aux", "FjORD+Aux: async deadline (no IMS, as released), unweighted average, no GMR",
-                  "FjORD+Aux", sync=False, ims=False, merge="fjord", recover=False, client_triggers=False))
-register(FjORDAux("fjord_aux_gmr", "FjORD+Aux+GMR: +Aux with GMR and per-client triggers", "FjORD+Aux+GMR",
-                  sync=False, ims=False, merge="fjord", recover=True, client_triggers=True))
+register(
+    FjORD(
+        "fjord",
+        "FjORD: ordered-dropout widths per local step; sync, no IMS, unweighted average",
+        "FjORD",
+        sync=True,
+        ims=False,
+        merge="fjord",
+        recover=False,
+        client_triggers=False,
+    )
+)
+register(
+    FjORDAux(
+        "fjord_aux",
+        "FjORD+Aux: async deadline (no IMS, as released), unweighted average, no GMR",
+        "FjORD+Aux",
+        sync=False,
+        ims=False,
+        merge="fjord",
+        recover=False,
+        client_triggers=False,
+    )
+)
+register(
+    FjORDAux(
+        "fjord_aux_gmr",
+        "FjORD+Aux+GMR: +Aux with GMR and per-client triggers",
+        "FjORD+Aux+GMR",
+        sync=False,
+        ims=False,
+        merge="fjord",
+        recover=True,
+        client_triggers=True,
+    )
+)

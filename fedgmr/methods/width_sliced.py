@@ -47,8 +47,15 @@ if TYPE_CHECKING:
 
     from fedgmr.simulation import Simulation
 
-__all__ = ["SCALER_MODELS", "AuxGated", "SubModel", "WidthSliced", "flat_index", "register_family",
-           "width_sliced_resolve"]
+__all__ = [
+    "SCALER_MODELS",
+    "AuxGated",
+    "SubModel",
+    "WidthSliced",
+    "flat_index",
+    "register_family",
+    "width_sliced_resolve",
+]
 
 # Models with the HeteroFL activation scaler in the released code (reference §7.3).
 SCALER_MODELS = ("resnet18", "transformer_lm")
@@ -214,8 +221,17 @@ class WidthSliced(Method):
 
         return _seed(sim.seed, 5, client, sim.net.train_number[client], *extra)
 
-    def train_slice(self, sim: "Simulation", client: int, weights: torch.Tensor, rho: float, offset: int,
-                    batches, scaler: float | None, seed: int) -> torch.Tensor:
+    def train_slice(
+        self,
+        sim: "Simulation",
+        client: int,
+        weights: torch.Tensor,
+        rho: float,
+        offset: int,
+        batches,
+        scaler: float | None,
+        seed: int,
+    ) -> torch.Tensor:
         """Train the (rho, offset) slice of ``weights`` in place on ``batches``; return ``weights``.
 
         ``rho >= 1`` trains the full model on the engine's own trainer (no index map).
@@ -245,22 +261,32 @@ class WidthSliced(Method):
             cover[self.submodel(sim, rho, offset)[1]] = True
         return cover
 
-    def finish(self, sim: "Simulation", trained: torch.Tensor,
-               cover: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None]:
+    def finish(
+        self, sim: "Simulation", trained: torch.Tensor, cover: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor | None]:
         """Zero-fill outside the slice; coverage by value as released (§6), the slice itself in clean."""
         upload = torch.where(cover, trained, torch.zeros((), dtype=trained.dtype, device=trained.device))
         if sim.switch("value_coverage"):
             return upload, upload != 0
         return upload, cover
 
-    def local_update(self, sim: "Simulation", client: int, start: torch.Tensor,
-                     mask: torch.Tensor | None) -> tuple[torch.Tensor, torch.Tensor | None]:
+    def local_update(
+        self, sim: "Simulation", client: int, start: torch.Tensor, mask: torch.Tensor | None
+    ) -> tuple[torch.Tensor, torch.Tensor | None]:
         """K local steps on the client's physically smaller model, scattered back (§7.3)."""
         rho = sim.densities[client]
         offset = self.window_offset(sim, client)
         weights = start.clone()
-        self.train_slice(sim, client, weights, rho, offset, self.batches(sim, client),
-                         self.scaler(sim, client, rho), self.step_seed(sim, client))
+        self.train_slice(
+            sim,
+            client,
+            weights,
+            rho,
+            offset,
+            self.batches(sim, client),
+            self.scaler(sim, client, rho),
+            self.step_seed(sim, client),
+        )
         return self.finish(sim, weights, self.coverage(sim, rho, offset))
 
 
@@ -273,15 +299,45 @@ class AuxGated(WidthSliced):
         sim.restoration.cfg.freeze_after_global = False  # B8 fixed in both semantics
 
 
-def register_family(cls: type[WidthSliced], aux_cls: type[WidthSliced], name: str, label: str,
-                    what: str) -> None:
+def register_family(
+    cls: type[WidthSliced], aux_cls: type[WidthSliced], name: str, label: str, what: str
+) -> None:
     """Register ``name``, ``name_aux`` and ``name_aux_gmr`` with the switches of reference §1.4/§1.6."""
     from fedgmr.methods.registry import register  # late: the registry imports the method modules
 
-    register(cls(name, f"{label}: {what}; sync, no IMS, MA", label, sync=True, ims=False, merge="ma",
-                 recover=False, client_triggers=False))
-    register(aux_cls(f"{name}_aux", f"{label}+Aux: async deadline, IMS, staleness-weighted MA, no GMR",
-                     f"{label}+Aux", sync=False, ims=True, merge="ma", recover=False, client_triggers=False))
-    register(aux_cls(f"{name}_aux_gmr", f"{label}+Aux+GMR: +Aux with GMR and per-client triggers",
-                     f"{label}+Aux+GMR", sync=False, ims=True, merge="ma", recover=True,
-                     client_triggers=True))
+    register(
+        cls(
+            name,
+            f"{label}: {what}; sync, no IMS, MA",
+            label,
+            sync=True,
+            ims=False,
+            merge="ma",
+            recover=False,
+            client_triggers=False,
+        )
+    )
+    register(
+        aux_cls(
+            f"{name}_aux",
+            f"{label}+Aux: async deadline, IMS, staleness-weighted MA, no GMR",
+            f"{label}+Aux",
+            sync=False,
+            ims=True,
+            merge="ma",
+            recover=False,
+            client_triggers=False,
+        )
+    )
+    register(
+        aux_cls(
+            f"{name}_aux_gmr",
+            f"{label}+Aux+GMR: +Aux with GMR and per-client triggers",
+            f"{label}+Aux+GMR",
+            sync=False,
+            ims=True,
+            merge="ma",
+            recover=True,
+            client_triggers=True,
+        )
+    )

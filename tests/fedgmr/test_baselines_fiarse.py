@@ -57,12 +57,17 @@ def test_thresholds():
 def _sim(semantics: str):
     from fedgmr.simulation import Simulation
 
-    cfg = resolve_config({
-        "method": "fiarse", "semantics": semantics, "seed": 0,
-        "dataset": {"name": "synthetic_image", "synthetic_train": 300, "synthetic_test": 20},
-        "model": {"width": 0.125}, "training": {"local_steps": 2, "batch_size": 10},
-        "run": {"progress": False},
-    })
+    cfg = resolve_config(
+        {
+            "method": "fiarse",
+            "semantics": semantics,
+            "seed": 0,
+            "dataset": {"name": "synthetic_image", "synthetic_train": 300, "synthetic_test": 20},
+            "model": {"width": 0.125},
+            "training": {"local_steps": 2, "batch_size": 10},
+            "run": {"progress": False},
+        }
+    )
     return Simulation(cfg)
 
 
@@ -85,9 +90,14 @@ def test_clean_client_keeps_its_top_k_and_trains_only_kept_weights():
 def test_released_threshold_layers_compute_with_two_percent():
     sim = _sim("released")
     m = sim.method
-    assert [s.name for s in threshold_layers("leaf_cnn", sim.layout)] == ["conv1.weight", "conv2.weight",
-                                                                         "fc1.weight"]
-    assert [s.name for s in threshold_layers("vgg11", sim.layout)] == ["fc1.weight"]  # VGG rule: FC layers only
+    assert [s.name for s in threshold_layers("leaf_cnn", sim.layout)] == [
+        "conv1.weight",
+        "conv2.weight",
+        "fc1.weight",
+    ]
+    assert [s.name for s in threshold_layers("vgg11", sim.layout)] == [
+        "fc1.weight"
+    ]  # VGG rule: FC layers only
     ev = m.eval_weights(sim, sim.global_w)
     for seg in sim.layout.layers:
         frac = float((ev[seg.start : seg.stop] != 0).float().mean())

@@ -138,16 +138,25 @@ def test_fjord_clean_samples_uniformly_below_rho():
 
 
 def test_b21_groupnorm_and_lr_switch():
-    cfg = {"model": {"name": "resnet18", "norm": None}, "training": {"lr": 0.02},
-           "dataset": {"name": "imagenet100"}}
+    cfg = {
+        "model": {"name": "resnet18", "norm": None},
+        "training": {"lr": 0.02},
+        "dataset": {"name": "imagenet100"},
+    }
     width_sliced_resolve(cfg)
     assert cfg["model"]["norm"] == "gn" and cfg["training"]["lr"] == 0.05
-    cfg = {"model": {"name": "resnet18", "norm": "bn"}, "training": {"lr": 0.02},
-           "dataset": {"name": "imagenet100"}}
+    cfg = {
+        "model": {"name": "resnet18", "norm": "bn"},
+        "training": {"lr": 0.02},
+        "dataset": {"name": "imagenet100"},
+    }
     width_sliced_resolve(cfg)
     assert cfg["model"]["norm"] == "bn" and cfg["training"]["lr"] == 0.02
-    cfg = {"model": {"name": "resnet18", "norm": None}, "training": {"lr": 0.1},
-           "dataset": {"name": "imagenet100"}}
+    cfg = {
+        "model": {"name": "resnet18", "norm": None},
+        "training": {"lr": 0.1},
+        "dataset": {"name": "imagenet100"},
+    }
     width_sliced_resolve(cfg)
     assert cfg["model"]["norm"] == "gn" and cfg["training"]["lr"] == 0.1  # an explicit lr is kept
 
@@ -155,12 +164,16 @@ def test_b21_groupnorm_and_lr_switch():
 def _sim(method: str, width: float = 1.0):
     from fedgmr.simulation import Simulation
 
-    cfg = resolve_config({
-        "method": method, "seed": 0,
-        "dataset": {"name": "synthetic_image", "synthetic_train": 400, "synthetic_test": 20},
-        "model": {"width": width}, "training": {"local_steps": 1, "batch_size": 20},
-        "run": {"progress": False},
-    })
+    cfg = resolve_config(
+        {
+            "method": method,
+            "seed": 0,
+            "dataset": {"name": "synthetic_image", "synthetic_train": 400, "synthetic_test": 20},
+            "model": {"width": width},
+            "training": {"local_steps": 1, "batch_size": 20},
+            "run": {"progress": False},
+        }
+    )
     return Simulation(cfg)
 
 
@@ -208,10 +221,15 @@ def test_aux_gmr_restoration_switches():
     for semantics, gated in (("released", True), ("clean", False)):
         from fedgmr.simulation import Simulation
 
-        cfg = resolve_config({"method": "heterofl_aux_gmr", "semantics": semantics,
-                              "dataset": {"name": "synthetic_image", "synthetic_train": 200,
-                                          "synthetic_test": 20},
-                              "model": {"width": 0.125}, "run": {"progress": False}})
+        cfg = resolve_config(
+            {
+                "method": "heterofl_aux_gmr",
+                "semantics": semantics,
+                "dataset": {"name": "synthetic_image", "synthetic_train": 200, "synthetic_test": 20},
+                "model": {"width": 0.125},
+                "run": {"progress": False},
+            }
+        )
         sim = Simulation(cfg)
         sim.method.on_round(sim, 0, True)
         assert sim.restoration.cfg.freeze_after_global is False

@@ -22,16 +22,19 @@ CASES = [
 @pytest.mark.parametrize("method, expected, row", CASES)
 def test_engine_round_length_matches_reference(method, expected, row):
     rounds = 100
-    cfg = resolve_config({
-        "method": method, "seed": 0,
-        "dataset": {"name": "synthetic_image", "synthetic_train": 200, "synthetic_test": 20},
-        "model": {"width": 0.0625},
-        "network": {"model_size_mb": 37.204},
-        "training": {"local_steps": 1, "batch_size": 2},
-        "schedule": {"interval": 50, "max_rounds": rounds},
-        "restoration": {"patience": 10_000},
-        "run": {"progress": False},
-    })
+    cfg = resolve_config(
+        {
+            "method": method,
+            "seed": 0,
+            "dataset": {"name": "synthetic_image", "synthetic_train": 200, "synthetic_test": 20},
+            "model": {"width": 0.0625},
+            "network": {"model_size_mb": 37.204},
+            "training": {"local_steps": 1, "batch_size": 2},
+            "schedule": {"interval": 50, "max_rounds": rounds},
+            "restoration": {"patience": 10_000},
+            "run": {"progress": False},
+        }
+    )
     sim = Simulation(cfg)
     while sim.step():
         pass

@@ -178,3 +178,19 @@ def test_rejects_bad_inputs():
         build_priority(SCORE, layout, coefficients=[1.0])
     with pytest.raises(ValueError):
         candidate_count(1.5, layout, build_priority(SCORE, layout))
+
+
+@pytest.mark.parametrize("coeffs, norm", [(None, False), ([1.0, 0.25], False), ([1.0, 2.0], True)])
+def test_fast_selection_equals_sorted_ranking(coeffs, norm):
+    """NestedMasks.build (kthvalue selection) gives exactly the masks of the full stable sort, ties included."""
+    layout = small_layout()
+    g = torch.Generator().manual_seed(0)
+    score = torch.randint(0, 7, (layout.numel,), generator=g).float()  # many ties
+    ref = build_priority(score, layout, coeffs, normalize_by_layer_mean=norm)
+    fast = NestedMasks.build(score, layout, coeffs, normalize_by_layer_mean=norm)
+    slow = NestedMasks(ref, layout)
+    for rho in (0.0, 0.05, 0.1, 0.2, 0.33, 0.5, 0.77, 1.0):
+        assert torch.equal(fast.mask(rho), mask_for(ref, candidate_count(rho, layout, ref))), rho
+        assert torch.equal(fast.mask(rho), slow.mask(rho)), rho
+    again = NestedMasks.from_state(fast.state_dict(), layout)
+    assert torch.equal(again.mask(0.2), fast.mask(0.2))

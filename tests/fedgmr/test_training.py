@@ -30,8 +30,9 @@ def test_plain_sgd_step_by_hand():
     out = t.train(torch.tensor([1.0, 1.0]), None, None, [(x, y)], lr=0.1, remask=True, seed=0)
     assert torch.allclose(out, torch.tensor([0.6, 0.2]))
     # mask the second weight: forward uses (1, 0): out = 1, loss 0 -> no change, masked stays 0
-    out = t.train(torch.tensor([1.0, 0.0]), torch.tensor([True, False]), None, [(x, y)], lr=0.1,
-                  remask=True, seed=0)
+    out = t.train(
+        torch.tensor([1.0, 0.0]), torch.tensor([True, False]), None, [(x, y)], lr=0.1, remask=True, seed=0
+    )
     assert torch.equal(out, torch.tensor([1.0, 0.0]))
 
 
@@ -54,4 +55,4 @@ def test_momentum_leak_without_remask_and_none_with_it():
 def test_lr_schedules():
     assert lr_at(0.1, {"kind": "constant"}, 10**6) == 0.1
     assert lr_at(1.0, {"kind": "multistep", "milestones": [2, 4], "gamma": 0.5}, 4) == 0.25
-    assert abs(lr_at(1.0, {"kind": "step", "step": 2000, "gamma": 0.5 ** 0.2}, 10_000) - 0.5) < 1e-12
+    assert abs(lr_at(1.0, {"kind": "step", "step": 2000, "gamma": 0.5**0.2}, 10_000) - 0.5) < 1e-12
