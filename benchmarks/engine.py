@@ -43,7 +43,7 @@ def config(rounds: int, width: float) -> dict:
             "model": {"width": width},
             "training": {"local_steps": 5, "batch_size": 20},
             "schedule": {"interval": 25, "max_rounds": rounds},
-            "run": {"checkpoint_every": 2, "progress": False},
+            "run": {"progress": False},
         }
     )
 

@@ -185,6 +185,8 @@ class Simulation:
             self.client_lr[client],
             remask=remask,
             seed=_seed(self.seed, 5, client, tn),
+            # The previous upload of this client was merged when it arrived; its buffer is free again.
+            out=self.uploads[client],
         )
 
     # ---- evaluation ------------------------------------------------------------------------------

@@ -69,6 +69,14 @@ class Trainer:
         # stays 0, so only weight decay needs to skip them.
         self.has_buffers = not bool(layout.trainable.all())
         self.trainable_f = layout.trainable.to(device=work.device, dtype=work.dtype)
+        # Parameters (not buffers) in layout order, with their segments: SGD updates exactly these.
+        by_name = dict(model.named_parameters())
+        self._segments = [seg for seg in layout.segments if not seg.is_buffer]
+        self.params = [by_name[seg.name] for seg in self._segments]
+
+    def _views(self, flat: torch.Tensor) -> list[torch.Tensor]:
+        """Per-parameter views of a flat vector (masks, momentum), matching ``self.params``."""
+        return [flat[s.start : s.stop].view(s.shape) for s in self._segments]
 
     def train(
         self,
@@ -79,6 +87,7 @@ class Trainer:
         lr: float,
         remask: bool,
         seed: int,
+        out: torch.Tensor | None = None,
     ) -> torch.Tensor:
         """Run the local steps and return the resulting flat vector (a new tensor).
 
@@ -90,8 +99,9 @@ class Trainer:
             lr: learning rate pushed by the server.
             remask: keep masked coordinates (and their momentum) exactly zero after every step.
             seed: seeds dropout for this client's round, so runs are reproducible and resumable.
+            out: optional flat tensor to write the result into (returned).
         """
-        w, g = self.work, self.grad
+        w = self.work
         fmask = None if mask is None else mask.to(w.dtype)
         if fmask is None:
             w.copy_(start)
@@ -106,31 +116,43 @@ class Trainer:
         # Where the step itself is masked: always when re-masking (masked weights, which start at 0,
         # and their momentum stay exactly 0), and for plain SGD, where it is the same as masking g.
         mask_step = fmask is not None and (remask or not extra)
+        params = self.params
+        masks = None if fmask is None else self._views(fmask)
+        bufs = self._views(momentum_buf) if momentum else None
         self.model.train()
         torch.manual_seed(seed)
         for x, y in batches:
             if drift:
                 leak = w * keep_out
                 w.mul_(fmask)
-            g.zero_()  # buffer coordinates never receive gradients: they stay 0
+            # Fresh gradients each step (as torch.optim's zero_grad(set_to_none=True)): backward writes
+            # them instead of accumulating into a zeroed buffer, and the update runs per tensor with
+            # the foreach kernels torch.optim uses. Parameters stay views of the flat vector ``w``.
+            for p in params:
+                p.grad = None
             self.loss(self.model(x), y).backward()
-            if drift:
-                w.add_(leak)
-                g.mul_(fmask)  # d(w ⊙ m)/dw = m; momentum and weight decay act on masked values
-            step = g
-            if self.weight_decay:
-                if self.has_buffers:
-                    step.addcmul_(w, self.trainable_f, value=self.weight_decay)
+            grads = [p.grad if p.grad is not None else torch.zeros_like(p) for p in params]
+            with torch.no_grad():
+                if drift:
+                    w.add_(leak)
+                    torch._foreach_mul_(grads, masks)  # d(w ⊙ m)/dw = m
+                if self.weight_decay:
+                    torch._foreach_add_(grads, params, alpha=self.weight_decay)
+                step = grads
+                if momentum:
+                    torch._foreach_mul_(bufs, momentum)
+                    torch._foreach_add_(bufs, grads)
+                    step = bufs
+                if mask_step and step is grads:
+                    torch._foreach_addcmul_(params, grads, masks, value=-lr)  # one pass per tensor
                 else:
-                    step.add_(w, alpha=self.weight_decay)
-            if momentum:
-                step = momentum_buf.mul_(momentum).add_(step)
-            if mask_step and step is g:
-                w.addcmul_(g, fmask, value=-lr)  # fused: one pass over the vector
-            else:
-                if mask_step:
-                    step.mul_(fmask)
-                w.add_(step, alpha=-lr)
+                    if mask_step:
+                        torch._foreach_mul_(step, masks)
+                    torch._foreach_add_(params, step, alpha=-lr)
+        for p in params:
+            p.grad = None
+        if out is not None:
+            return out.copy_(w)  # reuse the client's previous upload buffer: no 4-byte-per-weight allocation
         return w.clone()
 
 
