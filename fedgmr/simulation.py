@@ -383,7 +383,8 @@ class Simulation:
         }
 
     def load_state_dict(self, s: dict) -> None:
-        self.global_w = s["global_w"].to(self.device)
+        s = _to_device(s, self.device)  # checkpoints are read onto the CPU
+        self.global_w = s["global_w"]
         for key in (
             "uploads",
             "coverage",
@@ -415,6 +416,17 @@ class Simulation:
         self.restoration.load_state_dict(s["restoration"])
         for st, sd in zip(self.streams, s["streams"]):
             st.load_state_dict(sd)
+
+
+def _to_device(obj, device: torch.device):
+    """Move every tensor inside nested dicts/lists/tuples to ``device``."""
+    if isinstance(obj, torch.Tensor):
+        return obj.to(device)
+    if isinstance(obj, dict):
+        return {k: _to_device(v, device) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return type(obj)(_to_device(v, device) for v in obj)
+    return obj
 
 
 def run(

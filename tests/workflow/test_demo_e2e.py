@@ -54,8 +54,10 @@ def test_demo_profile_end_to_end(tmp_path):
     assert "## Main comparison" in report and "## Deviations" in report and "## Cells not run" in report
     assert "within spread" in report or "outside spread" in report
     assert "Stand-in data" in report
-    # The checkpoints live outside the run directories (not declared outputs).
-    assert any((results / "checkpoints").iterdir())
+    # Checkpoints live outside the run directories (not declared outputs); a finished run drops its own.
+    assert (results / "checkpoints").is_dir()
+    assert not list((results / "runs").glob("*/checkpoint*"))
+    assert not list((results / "checkpoints").glob("*/state.pt"))
 
     # Redraw one figure from the tables alone: nothing else runs.
     (results / "figures" / "fig_ablation.png").unlink()
