@@ -70,17 +70,6 @@ def build_priority(
         int64 tensor ``[P]``: -1 for always-kept coordinates, else the candidate's global rank.
         Ties are broken by flat position (stable sort), so the result is deterministic.
     """
-    if score.dim() != 1 or score.numel() != layout.numel:
-        raise ValueError(f"score must have shape [{layout.numel}], got {tuple(score.shape)}")
-    if not 0.0 <= floor < 1.0:
-        raise ValueError(f"floor must be in [0, 1), got {floor}")
-    if floor_score is None:
-        floor_score = score
-    elif floor_score.shape != score.shape:
-        raise ValueError("floor_score must have the same shape as score")
-    if coefficients is not None and len(coefficients) < len(layout.layers):
-        raise ValueError(f"need {len(layout.layers)} layer coefficients, got {len(coefficients)}")
-
     keep, positions, values = _candidates(
         score, layout, coefficients, floor, normalize_by_layer_mean, floor_score
     )
