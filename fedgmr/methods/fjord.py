@@ -34,6 +34,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 import torch
 
+from fedgmr.config import ConfigError
 from fedgmr.methods.registry import register
 from fedgmr.methods.width_sliced import AuxGated, WidthSliced
 
@@ -62,6 +63,21 @@ def sampled_schedule(rho: float, steps: int, rng: np.random.Generator) -> list[f
 
 
 class FjORDMixin:
+    def resolve(self, cfg: dict) -> None:
+        super().resolve(cfg)
+        if (
+            cfg["semantics"] == "clean"
+            and cfg["model"]["name"] == "resnet18"
+            and cfg["model"]["norm"] == "bn"
+        ):
+            # The FjORD paper keeps one set of BatchNorm statistics per width; we have not implemented
+            # that, and sharing them across widths would silently be another method.
+            raise ConfigError(
+                "model.norm: clean FjORD with BatchNorm needs per-width BN statistics, which "
+                "are not implemented; use model.norm: gn (the released setting) or "
+                "semantics: released"
+            )
+
     def scaler(self, sim: "Simulation", client: int, rho: float) -> float | None:
         return None  # FjORD's ordered-dropout models have no HeteroFL scaler
 

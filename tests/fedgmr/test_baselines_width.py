@@ -234,3 +234,14 @@ def test_aux_gmr_restoration_switches():
         sim.method.on_round(sim, 0, True)
         assert sim.restoration.cfg.freeze_after_global is False
         assert sim.restoration.cfg.gate_clients_on_begin_save is gated
+
+
+def test_clean_fjord_with_batchnorm_is_refused_not_silently_shared():
+    from fedgmr.config import ConfigError, resolve_config
+
+    raw = {"method": "fjord", "semantics": "clean", "dataset": {"name": "imagenet100", "root": "x"},
+           "model": {"norm": "bn"}}
+    with pytest.raises(ConfigError, match="per-width BN"):
+        resolve_config(raw)
+    raw["semantics"] = "released"
+    assert resolve_config(raw)["model"]["norm"] == "bn"
