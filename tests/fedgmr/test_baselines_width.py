@@ -237,10 +237,16 @@ def test_aux_gmr_restoration_switches():
 
 
 def test_clean_fjord_with_batchnorm_is_refused_not_silently_shared():
+    import pytest
+
     from fedgmr.config import ConfigError, resolve_config
 
-    raw = {"method": "fjord", "semantics": "clean", "dataset": {"name": "imagenet100", "root": "x"},
-           "model": {"norm": "bn"}}
+    raw = {
+        "method": "fjord",
+        "semantics": "clean",
+        "dataset": {"name": "imagenet100", "root": "x"},
+        "model": {"norm": "bn"},
+    }
     with pytest.raises(ConfigError, match="per-width BN"):
         resolve_config(raw)
     raw["semantics"] = "released"
