@@ -69,11 +69,11 @@ class Simulation:
             kwargs["vocab_size"] = self.data.vocab_size
             kwargs["seq_len"] = int(self.data.train_x.shape[1])
         self.model = build_model(m["name"], **kwargs)
-        self.layout, self.work, grad = flatten_module(self.model, self.model.prunable, self.device)
+        self.layout, self.work, _ = flatten_module(self.model, self.model.prunable, self.device)
         self.layout_prunable = self.layout.prunable.to(self.device)
         self.global_w = self.work.clone()
         self.trainer = Trainer(
-            self.model, self.layout, self.work, grad, tr["loss"], tr["momentum"], tr["weight_decay"]
+            self.model, self.layout, self.work, tr["loss"], tr["momentum"], tr["weight_decay"]
         )
 
         level = cfg["clients"]["heterogeneity"]

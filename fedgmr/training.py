@@ -53,7 +53,6 @@ class Trainer:
         model: nn.Module,
         layout: FlatLayout,
         work: torch.Tensor,
-        grad: torch.Tensor,
         loss: str | Callable,
         momentum: float,
         weight_decay: float,
@@ -61,7 +60,6 @@ class Trainer:
         self.model = model
         self.layout = layout
         self.work = work
-        self.grad = grad
         self.loss = loss if callable(loss) else partial(loss_fn, loss)
         self.momentum = momentum
         self.weight_decay = weight_decay

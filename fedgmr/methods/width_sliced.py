@@ -199,9 +199,9 @@ class WidthSliced(Method):
             model = build_submodel(m["name"], rho, use_scaler=m["name"] in SCALER_MODELS, **kwargs)
         if model.channels != channels:
             raise RuntimeError(f"sub-model widths {model.channels} != expected {channels}")
-        layout, work, grad = flatten_module(model, model.prunable, sim.device)
+        layout, work, _ = flatten_module(model, model.prunable, sim.device)
         tr = cfg["training"]
-        trainer = Trainer(model, layout, work, grad, tr["loss"], tr["momentum"], tr["weight_decay"])
+        trainer = Trainer(model, layout, work, tr["loss"], tr["momentum"], tr["weight_decay"])
         return SubModel(channels, model, layout, trainer)
 
     # ---- local training ------------------------------------------------------------------------

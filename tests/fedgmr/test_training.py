@@ -18,8 +18,8 @@ class Lin(nn.Module):
 
 def _mse_trainer(momentum=0.0, wd=0.0):
     m = Lin()
-    layout, work, grad = flatten_module(m, ["fc.weight"])
-    return Trainer(m, layout, work, grad, lambda out, y: ((out - y) ** 2).mean(), momentum, wd)
+    layout, work, _ = flatten_module(m, ["fc.weight"])
+    return Trainer(m, layout, work, lambda out, y: ((out - y) ** 2).mean(), momentum, wd)
 
 
 def test_plain_sgd_step_by_hand():
