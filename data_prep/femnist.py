@@ -9,7 +9,7 @@ order. LEAF pixels are floats in [0, 1] with 1 = white background; the reference
 ``pixel.invert = false`` with identity normalisation, so the engine's x = u8/255 equals the reference input.
 
 Hugging Face (``--source`` is a folder with parquet files, columns ``image`` (PNG bytes), ``writer_id``,
-``character``, ``hsf_id``): loaded with ``datasets`` from the local files. That copy has no train/test split,
+``character``, ``hsf_id``): read with pyarrow from the local files (nothing touches the network). That copy has no train/test split,
 so each writer's samples (in file order) are split with a seeded permutation: the first
 ``max(1, int(0.9 * n))`` go to train, the rest to test (LEAF's ``-t sample`` rule). ``--writer-fraction``
 keeps a seeded random subset of writers (0.05 is LEAF's ``--sf 0.05`` in spirit; LEAF's own sampling
@@ -23,7 +23,6 @@ import argparse
 import json
 import logging
 import re
-import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -97,6 +96,10 @@ def _args(p: argparse.ArgumentParser) -> None:
 def _check(a: argparse.Namespace) -> None:
     if not a.source:
         raise SourceMissing("FEMNIST source folder", None, "pass --source; " + HOW_LEAF)
+    if not 0.0 < a.writer_fraction <= 1.0:  # also refuses nan
+        raise DataError(f"--writer-fraction {a.writer_fraction}: expected a value in (0, 1]")
+    if not 0.0 < a.train_fraction <= 1.0:
+        raise DataError(f"--train-fraction {a.train_fraction}: expected a value in (0, 1]")
     root = Path(a.source)
     if root.is_dir() and _parquet_files(root):
         return
@@ -129,48 +132,64 @@ def _build_leaf(a: argparse.Namespace, root: Path, out: Path) -> dict[str, Any]:
     )
 
 
-def _build_hf(a: argparse.Namespace, root: Path, out: Path) -> dict[str, Any]:
-    import datasets
+def _read_hf_table(files: list[Path]):
+    """The columns we need from the parquet files, in file order (pyarrow only: no hub client, no cache)."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
 
-    files = [str(f) for f in _parquet_files(root)]
-    with tempfile.TemporaryDirectory() as cache:
-        ds = datasets.load_dataset("parquet", data_files={"train": files}, split="train", cache_dir=cache)
+    tables = []
+    for f in files:
+        try:
+            tables.append(pq.read_table(str(f), columns=None))
+        except (pa.ArrowException, OSError) as exc:
+            raise DataError(f"{f} is not a readable parquet file ({type(exc).__name__}); replace it") from exc
+    for t, f in zip(tables, files):
         for col in ("image", "writer_id", "character"):
-            if col not in ds.column_names:
-                raise DataError(f"parquet files under {root} lack column {col!r}; expected flwrlabs/femnist")
-        writers = ds["writer_id"]
-        labels = np.asarray(ds["character"], dtype=np.int64)
-        order: dict[str, list[int]] = {}
-        for i, w in enumerate(writers):
-            order.setdefault(w, []).append(i)
-        names = list(order)
-        rs = np.random.RandomState(a.seed)
-        if a.writer_fraction < 1.0:
-            keep = max(1, round(a.writer_fraction * len(names)))
-            chosen = set(rs.choice(len(names), size=keep, replace=False).tolist())
-            names = [w for j, w in enumerate(names) if j in chosen]
-        tr_idx: list[int] = []
-        te_idx: list[int] = []
-        tr_g: list[int] = []
-        te_g: list[int] = []
-        for g, w in enumerate(names):
-            idx = np.asarray(order[w])
-            perm = idx[rs.permutation(len(idx))]
-            n_tr = max(1, int(a.train_fraction * len(idx)))
-            tr, te = np.sort(perm[:n_tr]), np.sort(perm[n_tr:])
-            tr_idx += tr.tolist()
-            te_idx += te.tolist()
-            tr_g += [g] * len(tr)
-            te_g += [g] * len(te)
+            if col not in t.column_names:
+                raise DataError(f"{f} lacks column {col!r}; expected the flwrlabs/femnist parquet layout")
+    return (
+        [w for t in tables for w in t.column("writer_id").to_pylist()],
+        np.asarray([c for t in tables for c in t.column("character").to_pylist()], dtype=np.int64),
+        [im for t in tables for im in t.column("image").to_pylist()],
+    )
 
-        def images(idx: list[int], desc: str) -> np.ndarray:
-            x = np.empty((len(idx), 1, 28, 28), dtype=np.uint8)
-            col = ds.select_columns(["image"])
-            for j, i in enumerate(tqdm(idx, desc=desc, unit="img", leave=False)):
-                x[j] = 255 - decode_image(col[int(i)]["image"], "L")
-            return x
 
-        tr_x, te_x = images(tr_idx, "train images"), images(te_idx, "test images")
+def _build_hf(a: argparse.Namespace, root: Path, out: Path) -> dict[str, Any]:
+    files = _parquet_files(root)
+    writers, labels, image_col = _read_hf_table(files)
+    order: dict[str, list[int]] = {}
+    for i, w in enumerate(writers):
+        order.setdefault(w, []).append(i)
+    names = list(order)
+    rs = np.random.RandomState(a.seed)
+    if a.writer_fraction < 1.0:
+        keep = max(1, round(a.writer_fraction * len(names)))
+        chosen = set(rs.choice(len(names), size=keep, replace=False).tolist())
+        names = [w for j, w in enumerate(names) if j in chosen]
+    tr_idx: list[int] = []
+    te_idx: list[int] = []
+    tr_g: list[int] = []
+    te_g: list[int] = []
+    for g, w in enumerate(names):
+        idx = np.asarray(order[w])
+        perm = idx[rs.permutation(len(idx))]
+        n_tr = max(1, int(a.train_fraction * len(idx)))
+        tr, te = np.sort(perm[:n_tr]), np.sort(perm[n_tr:])
+        tr_idx += tr.tolist()
+        te_idx += te.tolist()
+        tr_g += [g] * len(tr)
+        te_g += [g] * len(te)
+
+    def images(idx: list[int], desc: str) -> np.ndarray:
+        x = np.empty((len(idx), 1, 28, 28), dtype=np.uint8)
+        for j, i in enumerate(tqdm(idx, desc=desc, unit="img", leave=False)):
+            img = decode_image(image_col[int(i)], "L")
+            if img.shape != (1, 28, 28):
+                raise DataError(f"FEMNIST image {int(i)} has shape {img.shape[1:]}, expected 28x28")
+            x[j] = 255 - img
+        return x
+
+    tr_x, te_x = images(tr_idx, "train images"), images(te_idx, "test images")
     return write_image_dataset(
         out,
         dataset="femnist",

@@ -8,6 +8,7 @@ from typing import Any
 
 import numpy as np
 
+from .errors import DataError
 from .manifest import write_prepared
 
 
@@ -25,9 +26,14 @@ def decode_image(data: bytes | dict, mode: str) -> np.ndarray:
     from PIL import Image
 
     if isinstance(data, dict):
-        data = data["bytes"]
-    with Image.open(io.BytesIO(data)) as img:
-        arr = np.asarray(img.convert(mode), dtype=np.uint8)
+        data = data.get("bytes")
+    if not isinstance(data, (bytes, bytearray)):
+        raise DataError(f"an image entry holds {type(data).__name__}, not encoded image bytes")
+    try:
+        with Image.open(io.BytesIO(data)) as img:
+            arr = np.asarray(img.convert(mode), dtype=np.uint8)
+    except (OSError, ValueError, SyntaxError) as exc:  # PIL's errors for truncated or foreign bytes
+        raise DataError(f"an image could not be decoded ({type(exc).__name__}: {exc})") from exc
     return arr[None] if arr.ndim == 2 else arr.transpose(2, 0, 1)
 
 
