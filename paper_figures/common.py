@@ -13,6 +13,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+import health
 import metrics as M
 import pandas as pd
 
@@ -24,8 +25,9 @@ SPLIT_NAMES = {"iid": "IID", "noniid": "non-IID"}
 SETTING_KEYS = ["dataset", "split", "heterogeneity"]
 COMPARISON_COLUMNS = [
     "experiment", "dataset", "engine_dataset", "split", "heterogeneity", "method_label", "method", "semantics",
-    "patience", "fixed_density", "budget", "value", "window_std", "seed_std", "n_seeds", "acc_at_budget",
-    "reached", "final_density", "paper", "paper_std", "paper_source", "delta", "sigma", "verdict",
+    "patience", "fixed_density", "budget", "value", "window_std", "seed_std", "seed_ci", "n_seeds",
+    "acc_at_budget", "acc_end", "reached", "final_density", "n_evals", "half_window", "paper", "paper_std",
+    "paper_source", "delta", "sigma", "verdict", "flags",
 ]
 
 
@@ -68,14 +70,20 @@ def read_reference(path: Path, tables: list[str]) -> pd.DataFrame:
 
 def compare(table: pd.DataFrame, reference: pd.DataFrame) -> pd.DataFrame:
     """Our paper-metric value per cell (seed mean) beside the paper's, with delta, spread and verdict."""
-    summary = M.seed_summary(M.run_values(table))
+    per_run = M.run_values(table)
+    summary = M.seed_summary(per_run)
     out = summary.merge(reference.drop(columns=["table"]), on=SETTING_KEYS + ["method_label"], how="left")
-    out["delta"] = out["value"] - out["paper"]
+    stand_in = out["engine_dataset"] != out["dataset"]
+    # A stand-in cell is not compared with the paper: no Δ (rendered "–"), and the verdict says why.
+    out["delta"] = (out["value"] - out["paper"]).where(~stand_in)
     out["sigma"] = [M.spread(w, s, p) for w, s, p in zip(out["window_std"], out["seed_std"], out["paper_std"])]
     out["verdict"] = [
-        f"not compared: stand-in data ({e})" if e != d and pd.notna(p) else M.verdict(v, p, s, r)
-        for v, p, s, r, d, e in zip(out["value"], out["paper"], out["sigma"], out["reached"], out["dataset"],
-                                    out["engine_dataset"])]
+        f"not compared: stand-in data ({e})" if si and pd.notna(p) else M.verdict(v, p, s, r)
+        for v, p, s, r, si, e in zip(out["value"], out["paper"], out["sigma"], out["reached"], stand_in,
+                                     out["engine_dataset"])]
+    flags = health.cell_flags(table, per_run)
+    out = out.merge(flags, on=M.CELL_KEYS, how="left") if not out.empty else out.assign(flags="")
+    out["flags"] = out["flags"].fillna("")
     return out.reindex(columns=COMPARISON_COLUMNS)
 
 
@@ -151,13 +159,31 @@ def not_run_lines(cells_path: Path | None) -> list[str]:
 
 def comparison_rows(comp: pd.DataFrame, with_setting: bool = True) -> tuple[list[str], list[list[str]]]:
     header = (["setting"] if with_setting else []) + [
-        "method", "ours (paper metric)", "seeds", "seed std", "ours at T", "paper", "Δ", "verdict"]
+        "method", "ours (paper metric)", "seeds", "± 95 % CI over seeds", "ours at T", "ours at end", "paper",
+        "Δ", "verdict", "flags"]
     rows = []
     for _, r in comp.iterrows():
         rows.append(([setting_name(r)] if with_setting else []) + [
-            r["method_label"], fmt(r["value"], r["window_std"]), str(int(r["n_seeds"])), fmt(r["seed_std"]),
-            fmt(r["acc_at_budget"]), fmt(r["paper"], r["paper_std"]), fmt(r["delta"]), r["verdict"]])
+            r["method_label"], fmt(r["value"], r["window_std"]), str(int(r["n_seeds"])), fmt(r["seed_ci"]),
+            fmt(r["acc_at_budget"]), fmt(r["acc_end"]), fmt(r["paper"], r["paper_std"]), fmt(r["delta"]),
+            r["verdict"], flags_text(r.get("flags"))])
     return header, rows
+
+
+def flags_text(flags) -> str:
+    return flags if isinstance(flags, str) and flags else "–"
+
+
+def window_note(comp: pd.DataFrame) -> str:
+    """How many evaluations the table window spans, when short runs shrank it (metrics.half_window_for)."""
+    if comp.empty or "half_window" not in comp or comp["half_window"].isna().all():
+        return ""
+    halves = sorted({int(h) for h in comp["half_window"].dropna()})
+    if halves == [M.HALF_WINDOW]:
+        return ""
+    spans = ", ".join(str(2 * h) for h in halves)
+    return (f"Short runs: the window spans {spans} evaluations instead of the paper's 20 (at most a fifth of a "
+            "run's evaluations, so that the value describes the end of the run).")
 
 
 def write_comparison(comp: pd.DataFrame, out: Path, title: str, cells: Path | None,
@@ -170,11 +196,16 @@ def write_comparison(comp: pd.DataFrame, out: Path, title: str, cells: Path | No
                         for d, b in comp.drop_duplicates("dataset")[["dataset", "budget"]].itertuples(index=False))
     md = [f"# {title}", "",
           ("Accuracy (%) with the paper's metric: mean ± std over the 20 evaluations around the first "
-          "evaluation after the time budget (reference §9.3), averaged over seeds; `seed std` is the "
-          "population std of that value across seeds, `ours at T` the seed-mean accuracy at that evaluation. "
-          "Verdict: within spread when |Δ| ≤ 2σ, σ² = window std² + seed std² + paper std²."), ""]
+          "evaluation after the time budget (reference §9.3), averaged over seeds; `± 95 % CI over seeds` is "
+          "the half width of the Student-t interval of that mean (– for one seed), `ours at T` the seed-mean "
+          "accuracy at that evaluation, `ours at end` at the run's last evaluation. Verdict: within spread "
+          "when |Δ| ≤ 2σ, σ² = window std² + population std across seeds² + paper std²; Δ is – where "
+          "nothing is compared. Flags: see the report's health notes (paper_figures/health.py)."), ""]
     if budgets:
         md += [f"Budgets: {budgets}.", ""]
+    wnote = window_note(comp)
+    if wnote:
+        md += [wnote, ""]
     note = stand_in_note(comp) if not comp.empty else ""
     if note:
         md += [f"> {note}", ""]

@@ -2,7 +2,15 @@
 
 import numpy as np
 import pytest
-from metrics import paper_value, seed_summary, verdict, window_index
+from metrics import (
+    half_window_for,
+    paper_value,
+    seed_summary,
+    smoothing_for,
+    t_interval,
+    verdict,
+    window_index,
+)
 
 
 def test_window_index_first_evaluation_after_budget():
@@ -12,20 +20,38 @@ def test_window_index_first_evaluation_after_budget():
 
 
 def test_paper_value_is_mean_and_population_std_of_20_evaluations():
-    times = np.arange(40) * 10.0
-    accs = np.arange(40) / 100.0
+    # A paper-scale run (>= 100 evaluations) keeps the paper's window of 20 evaluations.
+    times = np.arange(200) * 10.0
+    accs = np.arange(200) / 1000.0
     mean, std, idx = paper_value(times, accs, budget=195.0)
     assert idx == 20
     window = accs[10:30]
     assert mean == pytest.approx(window.mean() * 100)
     assert std == pytest.approx(np.std(window) * 100)  # population std (ddof=0)
-    assert mean == pytest.approx(19.5)
+    assert mean == pytest.approx(1.95)
 
 
 def test_paper_value_clamps_the_window_at_the_start():
-    mean, _, idx = paper_value([0, 1, 2, 3], [0.1, 0.2, 0.3, 0.4], budget=0.5)
+    mean, _, idx = paper_value([0, 1, 2, 3], [0.1, 0.2, 0.3, 0.4], budget=0.5, half_window=10)
     assert idx == 1
     assert mean == pytest.approx(25.0)  # acc[0:11] = all four values
+
+
+def test_short_runs_get_a_window_of_a_fifth_of_their_evaluations():
+    assert [half_window_for(n) for n in (3, 20, 40, 99, 100, 400)] == [1, 2, 4, 9, 10, 10]
+    times = np.arange(21) * 10.0
+    accs = np.r_[np.linspace(0.1, 0.7, 15), np.full(6, 0.7)]  # rises from chance, flat at the end
+    mean, _, idx = paper_value(times, accs, budget=175.0)
+    assert idx == 18
+    assert mean == pytest.approx(70.0)  # acc[16:20]: the end of the run, not the curve from chance
+    assert smoothing_for(21, 20) == 2 and smoothing_for(500, 20) == 20
+
+
+def test_t_interval_matches_hand_computation():
+    mean, lo, hi = t_interval([1.0, 2.0, 3.0])
+    assert mean == 2.0
+    assert hi - mean == pytest.approx(4.303 * 1.0 / np.sqrt(3))  # t(0.975, 2 df) * s / sqrt(n)
+    assert np.isnan(t_interval([5.0])[1])
 
 
 def test_seed_summary_and_verdict(tmp_path):
