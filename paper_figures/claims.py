@@ -34,7 +34,7 @@ import metrics as M
 import numpy as np
 import pandas as pd
 import yaml
-from common import DATASET_NAMES, markdown_table
+from common import dataset_title, markdown_table
 
 MIN_SEEDS = 3
 DEFAULT_WHERE = {"semantics": "released"}
@@ -172,19 +172,15 @@ def _num(x, digits: int = 2) -> str:
     return "–" if x is None or pd.isna(x) else f"{x:+.{digits}f}"
 
 
-def dataset_name(dataset: str, engine: str) -> str:
-    name = DATASET_NAMES.get(dataset, dataset)
-    return f"{engine}, stand-in for {name}" if engine and engine != dataset else name
-
-
 def markdown(result: pd.DataFrame) -> str:
     header = ["claim", "paper source", "data", "seeds", "per-seed differences", "mean", "95 % CI (t)",
               "paper", "verdict"]
     rows = []
+    result = result.fillna({"dataset": "", "engine_dataset": "", "differences": "", "note": ""})
     for r in result.itertuples():
         ci = "–" if pd.isna(r.ci_low) else f"[{r.ci_low:+.2f}, {r.ci_high:+.2f}]"
         verdict_text = r.verdict + (f" ({r.note})" if isinstance(r.note, str) and r.note else "")
-        rows.append([f"{r.text} (`{r.claim}`)", r.source, dataset_name(r.dataset, r.engine_dataset) or "–",
+        rows.append([f"{r.text} (`{r.claim}`)", r.source, (dataset_title(r.dataset, r.engine_dataset) if r.dataset else '') or "–",
                      str(r.n_seeds), r.differences or "–", _num(r.mean), ci, _num(r.paper_difference),
                      f"**{verdict_text}**"])
     counts = result["verdict"].value_counts()

@@ -100,6 +100,12 @@ def order(df: pd.DataFrame, label_order: list[str] | None = None) -> pd.DataFram
     return df.loc[key.sort_values(["d", "s", "h", "m", "p", "sem"]).index]
 
 
+def dataset_title(dataset: str, engine: str | None = None) -> str:
+    """The paper's dataset name, or "<engine>, stand-in for <paper name>" when the engine ran a stand-in."""
+    name = DATASET_NAMES.get(dataset, dataset)
+    return f"{engine}, stand-in for {name}" if engine and engine != dataset else name
+
+
 def setting_name(row) -> str:
     return (f"{DATASET_NAMES.get(row['dataset'], row['dataset'])} {SPLIT_NAMES.get(row['split'], row['split'])} "
             f"{row['heterogeneity']}")

@@ -14,16 +14,17 @@ import metrics as M
 import numpy as np
 import pandas as pd
 import style
-from common import DATASET_NAMES, parse_args, read_table
+from common import dataset_title, parse_args, read_table
 
 TITLE = "Accuracy growth rate against accuracy at fixed densities"
 SMOOTH = 5
 
 
 def growth(curve: pd.DataFrame, smooth: int = SMOOTH) -> tuple[np.ndarray, np.ndarray]:
-    """(accuracy %, growth rate in points per 1,000 s) between consecutive evaluations."""
+    """(accuracy %, growth rate in points per 1,000 s) between consecutive evaluations; the moving average is
+    shrunk for runs with few evaluations (metrics.smoothing_for)."""
     t = curve["virtual_time"].to_numpy(dtype=float)
-    acc = M.moving_average(curve["acc"].to_numpy(dtype=float) * 100, smooth)
+    acc = M.moving_average(curve["acc"].to_numpy(dtype=float) * 100, M.smoothing_for(len(curve), smooth))
     dt = np.diff(t)
     ok = dt > 0
     rate = np.diff(acc)[ok] / dt[ok] * 1e3
@@ -48,9 +49,11 @@ def main(argv=None) -> int:
         ax.axhline(0, color="grey", lw=0.6)
         ax.set_xlabel("accuracy (%)")
         ax.set_ylabel("ΔAcc/ΔTime (pts per 10³ s)")
-        ax.set_title(DATASET_NAMES.get(dataset, dataset))
+        ax.set_title(dataset_title(dataset, str(sub["engine_dataset"].iloc[0])))
         ax.legend()
-    fig.suptitle(TITLE)
+    n_min = int(table.groupby(["dataset", "fixed_density", "seed"]).size().min()) if not table.empty else 0
+    k = M.smoothing_for(n_min, SMOOTH)
+    fig.suptitle(TITLE + (f"\n(accuracy: moving average over {k} evaluations)" if k > 1 else ""))
     style.save(fig, a.out)
     print(f"{a.out}.pdf/.png: {len(groups)} panels")
     return 0

@@ -125,3 +125,116 @@ def test_report_lists_tables_verdicts_not_run_and_deviations(tmp_path):
     assert "FjORD" in text and "methods.disabled" in text
     assert text.count("within spread") + text.count("outside spread") >= 4
     assert "figures/fig_main.png" in text
+
+
+def _capture(monkeypatch):
+    """Replace style.save with a recorder of the figure's panel titles, legend labels and suptitle."""
+    import style
+
+    seen = {}
+
+    def save(fig, stem):
+        axes = [ax for ax in fig.axes if ax.get_title()]
+        seen["titles"] = [ax.get_title() for ax in axes]
+        seen["legends"] = [[t.get_text() for t in ax.get_legend().get_texts()] if ax.get_legend() else []
+                           for ax in axes]
+        seen["suptitle"] = fig._suptitle.get_text() if fig._suptitle else ""
+        import matplotlib.pyplot as plt
+        plt.close(fig)
+
+    monkeypatch.setattr(style, "save", save)
+    return seen
+
+
+def _stand_in(table, engine="fmnist"):
+    table = table.copy()
+    table["engine_dataset"] = engine
+    return table
+
+
+def test_curve_panels_name_the_stand_in_and_show_budget_and_density_in_the_legend(tmp_path, monkeypatch):
+    import curves
+
+    seen = _capture(monkeypatch)
+    table = _stand_in(fixture_table("ablation", ABLATION, datasets=("femnist",)))
+    curves.plot_curves(table, tmp_path / "f", ["dataset", "split", "heterogeneity"], "T", smooth=20)
+    assert seen["titles"] == ["fmnist, stand-in for FEMNIST non-IID high"]
+    legend = seen["legends"][0]
+    assert any(label.startswith("budget T") for label in legend)
+    assert "average density (right axis)" in legend
+    # 40 evaluations per run: the paper's 20-evaluation smoothing shrinks to 4, and the figure says so.
+    assert "moving average over 4 evaluations" in seen["suptitle"]
+
+
+def test_curve_panels_of_the_paper_dataset_carry_its_name_only(tmp_path, monkeypatch):
+    import curves
+
+    seen = _capture(monkeypatch)
+    curves.plot_curves(fixture_table("main", ["FedGMR"], datasets=("cifar10",)), tmp_path / "f",
+                       ["dataset", "split", "heterogeneity"], "T", density=False)
+    assert seen["titles"] == ["CIFAR-10 non-IID high"]
+    assert "moving average" not in seen["suptitle"]
+
+
+def test_cross_method_panels_name_the_dataset(tmp_path, monkeypatch):
+    import curves
+
+    seen = _capture(monkeypatch)
+    table = _stand_in(fixture_table("cross_method", list(CROSS), datasets=("femnist",), families=CROSS))
+    curves.plot_curves(table, tmp_path / "f", ["family"], "T")
+    assert all(t.endswith("(fmnist, stand-in for FEMNIST)") for t in seen["titles"]), seen["titles"]
+
+
+def test_patience_figure_draws_no_paper_curve_over_stand_in_data(tmp_path, monkeypatch):
+    import fig_patience
+
+    table = pd.concat([_stand_in(_patience()[lambda t: t["dataset"] == "femnist"]),
+                       _patience()[lambda t: t["dataset"] == "cifar10"]], ignore_index=True)
+    table.to_parquet(tmp_path / "t.parquet")
+    seen = _capture(monkeypatch)
+    fig_patience.main(["--table", str(tmp_path / "t.parquet"), "--reference", str(REFERENCE), "--out",
+                       str(tmp_path / "p")])
+    by_title = dict(zip(seen["titles"], seen["legends"]))
+    assert by_title["fmnist, stand-in for FEMNIST"] == ["ours"]
+    assert sorted(by_title["CIFAR-10"]) == ["ours", "paper"]
+
+
+def test_report_has_claims_health_and_scope_sections(tmp_path):
+    import json
+
+    t = fixture_table("main", ["FedGMR", "FedAvg"], datasets=("femnist",), seeds=(0, 1, 2))
+    t["engine_dataset"] = "fmnist"
+    t.loc[t["method_label"] == "FedAvg", "acc"] = 0.08  # at chance on Fashion-MNIST
+    t.to_parquet(tmp_path / "main.parquet")
+    assert run_script("table_main", tmp_path / "main.parquet", tmp_path / "table_main").returncode == 0
+    claims = subprocess.run([sys.executable, str(PAPER_FIGURES / "claims.py"), "--claims",
+                             str(PAPER_FIGURES.parent / "config" / "claims.yaml"), "--tables",
+                             str(tmp_path / "main.parquet"), "--reference", str(REFERENCE), "--out",
+                             str(tmp_path / "claims")], capture_output=True, text=True)
+    assert claims.returncode == 0, claims.stderr
+    scope = {"experiments": {"main": {"outputs": ["table_main", "fig_main"], "reference": ["main"],
+                                      "grid_cells": 252, "kept_cells": 6, "subset": {"dataset": ["femnist"]},
+                                      "dropped_values": {"dataset": ["cifar10"], "split": ["iid"]}}},
+             "seeds": [0, 1, 2], "datasets": {"femnist": {"engine": "fmnist", "budget": 300, "overrides": {}}},
+             "run_overrides": {"model": {"width": 0.25}}, "git": "abc123", "versions": {"torch": "2.x"}}
+    (tmp_path / "scope.json").write_text(json.dumps(scope))
+    bench = tmp_path / "benchmarks" / "train"
+    bench.mkdir(parents=True)
+    for i in range(2):
+        (bench / f"r{i}.tsv").write_text("s\th:m:s\tmax_rss\tcpu_time\n1800.0\t0:30:00\t100\t3600.0\n")
+    out = tmp_path / "report.md"
+    proc = subprocess.run([sys.executable, str(PAPER_FIGURES / "report.py"), "--results", str(tmp_path),
+                           "--tables", str(tmp_path / "table_main.csv"), "--claims", str(tmp_path / "claims.csv"),
+                           "--scope", str(tmp_path / "scope.json"), "--reference", str(REFERENCE), "--out",
+                           str(out)], capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stderr
+    text = out.read_text()
+    claims_part = text.split("## Claims")[1].split("\n## ")[0]
+    assert "FedGMR > HeteroFL" in claims_part and "fmnist, stand-in for FEMNIST" in claims_part
+    assert "**holds**" in claims_part or "**fails**" in claims_part or "**inconclusive**" in claims_part
+    health_part = text.split("## Health of the cells")[1].split("\n## ")[0]
+    assert "FedAvg" in health_part and "at chance" in health_part and "FedGMR" not in health_part
+    scope_part = text.split("## Scope")[1].split("\n## ")[0]
+    assert "| `table_main` | 56 | 2 | 0 | 252 | 246 (dataset: cifar10; split: iid)" in scope_part
+    assert "1.00 h wall time, 2.00 h CPU time over 2 engine jobs" in scope_part
+    assert "abc123" in scope_part and '"width": 0.25' in scope_part
