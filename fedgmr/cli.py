@@ -8,6 +8,8 @@ import shutil
 import sys
 from pathlib import Path
 
+from fedgmr import status as _status
+
 
 def _parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
@@ -35,6 +37,7 @@ def _parser() -> argparse.ArgumentParser:
     r.add_argument("--no-progress", action="store_true", help="no progress bar")
     r.add_argument("-v", "--verbose", action="store_true")
     sub.add_parser("methods", help="list the registered methods")
+    _status.add_parser(sub)
     c = sub.add_parser("resolve", help="print the fully resolved config and its run id")
     c.add_argument("config")
     c.add_argument("--set", action="append", default=[], metavar="KEY=VALUE")
@@ -121,6 +124,8 @@ def main(argv: list[str] | None = None) -> int:
         format="%(levelname)s %(name)s: %(message)s",
     )
     try:
+        if args.command == "status":
+            return _status.command(args)
         if args.command == "methods":
             return _cmd_methods()
         if args.command == "resolve":

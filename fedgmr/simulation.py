@@ -435,10 +435,13 @@ def run(
     """Run (or resume) one simulation and write its result files into ``out``."""
     from tqdm import tqdm
 
+    from fedgmr import progress as progress_log
+
     out = Path(out)
     ckdir = Path(checkpoint_dir) if checkpoint_dir else out / "checkpoint"
     if results.is_complete(out, cfg):
         log.info("%s already holds the complete run %s; nothing to do", out, cfg["method"])
+        progress_log.log_existing_summary(out)
         return None
     sim = Simulation(cfg, device)
     state = checkpoint.load(ckdir, cfg)
@@ -484,10 +487,12 @@ def run(
                 checkpoint.save(ckdir, cfg, sim.state_dict())
                 results.write_tables(out, sim.metrics, sim.client_rows)
                 last_saved_tick = sim.tick_index
+                progress_log.log_checkpoint(row, progress_bar=progress)
         bar.update(0)
     bar.close()
     sim.wall_elapsed = time.perf_counter() - t0
     results.write_tables(out, sim.metrics, sim.client_rows)
     results.write_run_info(out, cfg, sim, status="complete")
     checkpoint.remove(ckdir)  # run.json now says "complete": a rerun has nothing to resume
+    progress_log.log_summary(sim.metrics, sim.wall_elapsed, out)
     return sim

@@ -132,6 +132,9 @@ def run_config(cfg: dict, fields: dict, method_overrides: dict | None = None) ->
         },
         "clients": {"heterogeneity": fields["heterogeneity"]},
         "restoration": {"patience": fields["patience"]},
+        # Intra-op threads change CPU results in the last digits, so the engine's run id includes them; the
+        # same value is the train rule's Snakemake `threads` (sbatch --cpus-per-task).
+        "run": {"threads": int((cfg.get("engine") or {}).get("threads", 1))},
     }
     if fields.get("fixed_density") is not None:
         raw["fixed_density"] = fields["fixed_density"]

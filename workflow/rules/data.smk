@@ -1,4 +1,6 @@
 # Raw sources -> prepared datasets (data_prep). The engine partitions in-process from the run config.
+# A dataset that needs a source and has none fails while the DAG is built (common.smk: check_sources),
+# naming the config key `datasets.<name>.source`. The source reaches the shell quoted (data_source_flag).
 
 
 rule prepare_data:
@@ -11,10 +13,9 @@ rule prepare_data:
     benchmark:
         f"{RESULTS}/benchmarks/prepare_data/{{dataset}}.tsv"
     params:
-        py=PY,
         source=data_source_flag,
     resources:
         runtime=240,
         mem_mb=16000,
     shell:
-        "{params.py} -m data_prep prepare {wildcards.dataset} --out {output} {params.source} > {log} 2>&1"
+        '"$FEDGMR_PY" -m data_prep prepare {wildcards.dataset} --out {output:q} {params.source} > {log:q} 2>&1'

@@ -39,6 +39,16 @@ class FailedRun(Exception):
     """The run was recorded as failed (workflow/scripts/mark_failed.py)."""
 
 
+def _wall_times(run_dir: Path, metrics: pd.DataFrame) -> pd.Series:
+    """Wall-clock seconds per tick from timing.csv (tick, wall_time_s); NaN where it has none."""
+    try:
+        timing = pd.read_csv(run_dir / "timing.csv")
+        by_tick = dict(zip(timing["tick"], timing["wall_time_s"]))
+    except (OSError, KeyError, pd.errors.EmptyDataError):
+        by_tick = {}
+    return metrics["tick"].map(by_tick).astype("float64") if "tick" in metrics else float("nan")
+
+
 def read_run(run_dir: Path) -> pd.DataFrame:
     """Read and check one run's metrics.csv (design §3)."""
     info = json.loads((run_dir / "run.json").read_text())
@@ -48,6 +58,9 @@ def read_run(run_dir: Path) -> pd.DataFrame:
     if status != "complete":
         raise TableError(f"{run_dir}/run.json: status is {status!r}, not 'complete'")
     metrics = pd.read_csv(run_dir / "metrics.csv")
+    if "wall_time" not in metrics.columns:
+        # Newer engines keep the machine-dependent wall clock out of metrics.csv, in timing.csv.
+        metrics["wall_time"] = _wall_times(run_dir, metrics)
     missing = [c for c in METRIC_COLUMNS if c not in metrics.columns]
     if missing:
         raise TableError(f"{run_dir}/metrics.csv: missing columns {missing}")
