@@ -15,9 +15,9 @@ candidates. Building the priority is one sort per tick; each mask after that is 
 
 from __future__ import annotations
 
-import math
 from collections.abc import Iterable, Sequence
 
+import numpy as np
 import torch
 
 from fedgmr.flat import FlatLayout
@@ -29,11 +29,9 @@ __all__ = [
     "density_of",
     "mask_for",
     "num_floor",
+    "target_active",
 ]
 
-# Guards floor(rho * N) against float error: 0.1 * 30 is 3.0000000000000004 but 0.7 * 10 is
-# 6.999999999999999 in binary floating point; the intended count is the decimal one.
-_EPS = 1e-9
 # The released code clamps the per-layer mean candidate score (StackOverflow rule) at this value so
 # that a layer whose candidates are all zero does not divide by zero.
 _MIN_LAYER_SCALE = 1e-8
@@ -138,6 +136,16 @@ def _candidates(
     return keep, torch.cat(positions), torch.cat(values)
 
 
+def target_active(density: float, total: int) -> int:
+    """Active prunable weights of the mask of ``density``: ``floor(rho * N)`` counted as the released code
+    counts it (reference §4.3 step 4): the densities are a float32 tensor, so ``rho * N`` is a float32
+    product. Off the tier ladder this matters: float32(0.6) * N can round across an integer that the
+    exact product does not reach, and the authors' masks keep that many weights. (Below 2**24 weights
+    the subtraction of the already-active count is exact in float32, so only the product rounds.)"""
+    product = np.float32(np.float32(density) * np.float32(total))
+    return min(int(np.floor(product)), total)
+
+
 def num_floor(layout: FlatLayout, priority: torch.Tensor) -> int:
     """Number of prunable coordinates that every mask keeps (the per-layer floor)."""
     return int((layout.prunable.to(priority.device) & (priority < 0)).sum())
@@ -167,8 +175,7 @@ def candidate_count(
     total = layout.num_prunable
     if n_floor is None:
         n_floor = num_floor(layout, priority)
-    target = math.floor(density * total + _EPS)
-    return max(0, min(target, total) - n_floor)
+    return max(0, target_active(density, total) - n_floor)
 
 
 def mask_for(priority: torch.Tensor, count: int) -> torch.Tensor:
@@ -233,8 +240,7 @@ class NestedMasks:
         """Candidates taken by the mask of ``density`` (the fill rule of :func:`candidate_count`)."""
         if not 0.0 <= density <= 1.0:
             raise ValueError(f"density must be in [0, 1], got {density}")
-        total = self.layout.num_prunable
-        return max(0, min(math.floor(density * total + _EPS), total) - self.n_floor)
+        return max(0, target_active(density, self.layout.num_prunable) - self.n_floor)
 
     def mask(self, density: float) -> torch.Tensor:
         """The (cached, shared: do not modify) boolean mask of ``density``."""

@@ -28,3 +28,30 @@ def standard_clients(num: int, level: str, rule: str) -> list[int]:
     """
     shares = SHARES["medium" if rule == "medium" else level]
     return list(range(max(1, int(shares[0] * num + 1e-9))))
+
+
+# Released scripts (reference §1.2-1.5) whose ``args.part`` is the *medium* share vector at every level,
+# per paper dataset (§2.1, B28): CMD and ABL for CIFAR-10, ImageNet-100 and StackOverflow, SYN for FEMNIST
+# and StackOverflow. Every other script (CMD/ABL FEMNIST, SYN CIFAR-10 and ImageNet-100, all FjORD
+# scripts) uses the level's own shares.
+_MEDIUM_SHARE_SCRIPTS: dict[str, frozenset[str]] = {
+    "CMD": frozenset({"cifar10", "imagenet100", "stackoverflow"}),
+    "ABL": frozenset({"cifar10", "imagenet100", "stackoverflow"}),
+    "SYN": frozenset({"femnist", "stackoverflow"}),
+    "FJT": frozenset(),
+}
+
+
+def released_standard_rule(script: str, dataset: str) -> str:
+    """The standard-client rule of the released script that runs a method on a paper dataset (B28).
+
+    Args:
+        script: the released entry point of the method family (``Method.script``): CMD, ABL, SYN or FJT.
+        dataset: the paper dataset (a stand-in's ``stands_in_for``).
+
+    Returns:
+        ``"medium"`` or ``"tier"``, the values :func:`standard_clients` takes.
+    """
+    if script not in _MEDIUM_SHARE_SCRIPTS:
+        raise ValueError(f"unknown released script {script!r}")
+    return "medium" if dataset in _MEDIUM_SHARE_SCRIPTS[script] else "tier"

@@ -1,7 +1,10 @@
 """Result files of a run (design §3) and the paper's table metric (reference §9.3).
 
 ``metrics.csv``: one row per evaluation tick; ``clients.csv``: one row per tick x client; ``config.json``:
-the resolved config; ``run.json``: versions, device, wall time, status. Every file is written to a
+the resolved config; ``run.json``: versions, device, wall time, status; ``timing.csv``: wall-clock seconds
+at each tick. ``metrics.csv`` and ``clients.csv`` hold only what the config determines, so a run and its
+killed-and-resumed twin write byte-identical files; everything that depends on the machine (wall time)
+lives in ``run.json`` and ``timing.csv``. Every file is written to a
 temporary name and renamed, so a reader never sees half a file.
 """
 
@@ -22,7 +25,6 @@ METRIC_COLUMNS = [
     "tick",
     "round",
     "virtual_time",
-    "wall_time",
     "acc_server",
     "acc_avg",
     "acc",
@@ -33,6 +35,7 @@ METRIC_COLUMNS = [
     "bytes_down",
 ]
 CLIENT_COLUMNS = ["tick", "client", "tier", "density", "staleness", "trained", "arrived", "acc_client"]
+TIMING_COLUMNS = ["tick", "wall_time_s"]
 
 
 def atomic_write(path: Path, text: str) -> None:
@@ -57,9 +60,11 @@ def _csv(rows: list[dict], columns: list[str]) -> str:
     return buf.getvalue()
 
 
-def write_tables(out: Path, metrics: list[dict], clients: list[dict]) -> None:
+def write_tables(out: Path, metrics: list[dict], clients: list[dict], timing: list[dict] | None = None) -> None:
     atomic_write(out / "metrics.csv", _csv(metrics, METRIC_COLUMNS))
     atomic_write(out / "clients.csv", _csv(clients, CLIENT_COLUMNS))
+    if timing is not None:
+        atomic_write(out / "timing.csv", _csv(timing, TIMING_COLUMNS))
 
 
 def write_config(out: Path, cfg: dict) -> None:

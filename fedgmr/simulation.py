@@ -23,6 +23,7 @@ import torch
 
 from fedgmr import checkpoint, results
 from fedgmr.aggregation import AGGREGATORS, buffer_average
+from fedgmr.bias_gating import apply_gates, gated_layers, unit_gates
 from fedgmr.data import Batcher, IndexStream, load_dataset
 from fedgmr.flat import flatten_module
 from fedgmr.masks import NestedMasks
@@ -75,6 +76,9 @@ class Simulation:
         self.trainer = Trainer(
             self.model, self.layout, self.work, tr["loss"], tr["momentum"], tr["weight_decay"]
         )
+        # Released bp models silence the biases of output units without an active weight (§4.4).
+        gate = self.switch("bias_gating") and m["variant"] == "bp"
+        self.gated = gated_layers(self.layout) if gate else []
 
         level = cfg["clients"]["heterogeneity"]
         self.tiers = client_tiers(n, level, cfg["clients"]["tiers"])
@@ -111,6 +115,8 @@ class Simulation:
                 step_mode=rs["step_mode"],
                 step=rs["step"],
                 time_total=rs["time_total"],
+                # The released ladder is the set of tier densities (§5).
+                ladder=tuple(sorted({float(t) for t in cfg["clients"]["tiers"]})),
                 time_points=tuple(rs["time_points"]),
                 time_ladder=tuple(rs["time_ladder"]),
             ),
@@ -122,12 +128,21 @@ class Simulation:
         if not self.switch("dense_round0"):
             self.method.rebuild_masks(self)  # clean: masks exist before round 0 (B12)
         self.uploads: list[torch.Tensor | None] = [None] * n
+        # The server's buffer: each client's latest upload *received* (evaluation-only buffer average,
+        # §6.6). With phantom arrivals (B1) every trained model arrives at once, so the buffer is
+        # ``uploads``; otherwise a model in flight must not enter it, and arrivals are copied here.
+        self.received: list[torch.Tensor | None] = [None] * n
+        # The mask each client trained its latest upload under: its score is measured through it.
+        self.client_masks: list[torch.Tensor | None] = [None] * n
         self.coverage: list[torch.Tensor | None] = [None] * n
         momentum = tr["momentum"] > 0
         self.momentum = [torch.zeros_like(self.work) if momentum else None for _ in range(n)]
         self.pending: dict[int, tuple | None] = {i: None for i in range(n)}  # None = current sub-model
         self.snapshots: dict[int, tuple] = {}
         self.client_lr = [tr["lr"]] * n
+        # Steps of the server's LR scheduler: the released server steps it before each push, whenever
+        # client 0 is free (§8.2), so the LR of round r's download is the schedule after that step.
+        self.lr_steps = 0
         self.streams = [IndexStream(p, self.seed, i) for i, p in enumerate(self.data.clients)]
         self.client_scores: list[float] = [-1.0] * n
         self.score_fresh = [False] * n
@@ -138,6 +153,7 @@ class Simulation:
         self.ims_dens: list[float] | None = [0.0] * n if self.switch("ims_lag") else None
         self.prev_tick_dens = [0.0] * n
         self.metrics: list[dict] = []
+        self.timing: list[dict] = []  # wall clock per tick: machine-dependent, kept out of metrics.csv
         self.client_rows: list[dict] = []
         self.last_tick_round = -1
         self.tick_index = 0
@@ -177,6 +193,10 @@ class Simulation:
         )
         remask = (not self.switch("value_coverage")) or self.profile.remask_every_step
         self.counters["steps"] += self.local_steps
+        self.client_masks[client] = mask
+        gates = None
+        if self.gated and mask is not None:
+            gates = [(g.bias.name, u) for g, u in zip(self.gated, unit_gates(mask, self.gated))]
         return self.trainer.train(
             start,
             mask,
@@ -187,6 +207,7 @@ class Simulation:
             seed=_seed(self.seed, 5, client, tn),
             # The previous upload of this client was merged when it arrived; its buffer is free again.
             out=self.uploads[client],
+            gates=gates,
         )
 
     # ---- evaluation ------------------------------------------------------------------------------
@@ -250,6 +271,7 @@ class Simulation:
             for a in arrivals:
                 self.last_staleness[a.client] = max(1, r - a.dispatch_round)
                 self.arrived_since_tick[a.client] += 1
+                self._receive(a.client)
             coeffs = self.staleness.arrival_coefficients(clients, self.switch("misindexed_staleness"))
             beta = self.staleness.beta(clients)
             cover = [
@@ -269,7 +291,9 @@ class Simulation:
             self.prev_tick_dens = list(self.densities)
         # E/F. downloads
         disp = self.net.dispatch(self.densities, self.ims_dens)
-        lr = lr_at(self.cfg["training"]["lr"], self.cfg["training"]["lr_schedule"], r)
+        if 0 in disp.load_now or 0 in disp.delivered:
+            self.lr_steps += 1
+        lr = lr_at(self.cfg["training"]["lr"], self.cfg["training"]["lr_schedule"], self.lr_steps)
         for i in disp.deferred:
             start, mask = m.client_start(self, i)
             # The model in flight is this round's: copy it if it is the live global vector.
@@ -284,6 +308,33 @@ class Simulation:
             self.bytes_down += S * self.densities[i]
         return True
 
+    def _receive(self, client: int) -> None:
+        """The server now holds this client's upload (copied: the client's buffer is reused when it
+        trains again while the server still averages the received model)."""
+        if self.switch("phantom_arrivals"):
+            return  # every trained model has arrived: the buffer is ``uploads`` itself
+        up = self.uploads[client]
+        if self.received[client] is None:
+            self.received[client] = up.clone()
+        else:
+            self.received[client].copy_(up)
+
+    def buffer(self) -> list[torch.Tensor | None]:
+        """Each client's latest upload that the server has received (§6.6, B1)."""
+        return self.uploads if self.switch("phantom_arrivals") else self.received
+
+    def client_model(self, client: int) -> torch.Tensor:
+        """The client's latest model as its own forward computes with it: through its mask and, on
+        released bp models, with the biases of silent units gated (§4.4). Under B6 the upload carries
+        drifted values outside the mask that the client's forward never sees."""
+        up, mask = self.uploads[client], self.client_masks[client]
+        if mask is None:
+            return up
+        w = up * mask.to(up.dtype)
+        if self.gated:
+            w = apply_gates(w, unit_gates(mask, self.gated), self.gated)
+        return w
+
     def _client_scores(self, arrivals) -> None:
         """Per-client GMR scores when the client's training count hits the evaluation period (§5)."""
         if not self.method.client_triggers or not self.method.recover:
@@ -293,20 +344,21 @@ class Simulation:
         split = "test" if self.switch("gmr_signal") == "test" else "val"
         for a in arrivals:
             if self.net.train_number[a.client] % p_eval == 1 % p_eval:
-                acc, _ = self.evaluate(self.uploads[a.client], split, a.client)
+                acc, _ = self.evaluate(self.client_model(a.client), split, a.client)
                 self.client_scores[a.client] = acc
                 self.score_fresh[a.client] = True
 
     def _tick(self, r: int) -> None:
         self.last_tick_round = r
         acc_s, loss_s = self.evaluate(self.global_w)
-        have = [i for i in range(self.n) if self.uploads[i] is not None]
+        buf = self.buffer()
+        have = [i for i in range(self.n) if buf[i] is not None]
         if self.restoration.rho_min > 0.99 or not have:
             acc_a = acc_s
             signal = acc_s if self.switch("gmr_signal") == "test" else self.evaluate(self.global_w, "val")[0]
         else:
             coeffs = self.staleness.coefficients()
-            avg = buffer_average([self.uploads[i] for i in have], [coeffs[i] for i in have])
+            avg = buffer_average([buf[i] for i in have], [coeffs[i] for i in have])
             acc_a, _ = self.evaluate(avg)
             signal = acc_a if self.switch("gmr_signal") == "test" else self.evaluate(avg, "val")[0]
         scores = None
@@ -316,21 +368,23 @@ class Simulation:
             else:  # clean: a client's monitor only moves on a freshly measured score
                 scores = [s if f else None for s, f in zip(self.client_scores, self.score_fresh)]
             self.score_fresh = [False] * self.n
+        # The released log prints the densities and floor of this tick before GMR moves them (§3.8).
+        density_logged, rho_min_logged = sum(self.densities) / self.n, self.restoration.rho_min
         self.restoration.on_tick(self.net.time, signal, scores)
         self.densities = list(self.restoration.densities)
         self.method.rebuild_masks(self)
+        self.timing.append({"tick": self.tick_index, "wall_time_s": round(self.wall_elapsed, 3)})
         self.metrics.append(
             {
                 "tick": self.tick_index,
                 "round": r,
                 "virtual_time": round(self.net.time, 6),
-                "wall_time": round(self.wall_elapsed, 3),
                 "acc_server": acc_s,
                 "acc_avg": acc_a,
                 "acc": max(acc_s, acc_a),
                 "loss_server": loss_s,
-                "avg_density": sum(self.densities) / self.n,
-                "rho_min": self.restoration.rho_min,
+                "avg_density": density_logged,
+                "rho_min": rho_min_logged,
                 "bytes_up": round(self.bytes_up, 6),
                 "bytes_down": round(self.bytes_down, 6),
             }
@@ -356,6 +410,9 @@ class Simulation:
         return {
             "global_w": self.global_w,
             "uploads": self.uploads,
+            "received": self.received,
+            "client_masks": self.client_masks,
+            "lr_steps": self.lr_steps,
             "coverage": self.coverage,
             "momentum": self.momentum,
             "pending": self.pending,
@@ -374,6 +431,7 @@ class Simulation:
             "ims_dens": self.ims_dens,
             "prev_tick_dens": self.prev_tick_dens,
             "metrics": self.metrics,
+            "timing": self.timing,
             "client_rows": self.client_rows,
             "last_tick_round": self.last_tick_round,
             "tick_index": self.tick_index,
@@ -387,6 +445,9 @@ class Simulation:
         self.global_w = s["global_w"]
         for key in (
             "uploads",
+            "received",
+            "client_masks",
+            "lr_steps",
             "coverage",
             "momentum",
             "pending",
@@ -400,6 +461,7 @@ class Simulation:
             "ims_dens",
             "prev_tick_dens",
             "metrics",
+            "timing",
             "client_rows",
             "last_tick_round",
             "tick_index",
@@ -485,13 +547,13 @@ def run(
             )
             if sim.tick_index - last_saved_tick >= every:
                 checkpoint.save(ckdir, cfg, sim.state_dict())
-                results.write_tables(out, sim.metrics, sim.client_rows)
+                results.write_tables(out, sim.metrics, sim.client_rows, sim.timing)
                 last_saved_tick = sim.tick_index
                 progress_log.log_checkpoint(row, progress_bar=progress)
         bar.update(0)
     bar.close()
     sim.wall_elapsed = time.perf_counter() - t0
-    results.write_tables(out, sim.metrics, sim.client_rows)
+    results.write_tables(out, sim.metrics, sim.client_rows, sim.timing)
     results.write_run_info(out, cfg, sim, status="complete")
     checkpoint.remove(ckdir)  # run.json now says "complete": a rerun has nothing to resume
     progress_log.log_summary(sim.metrics, sim.wall_elapsed, out)

@@ -71,6 +71,7 @@ class Trainer:
         by_name = dict(model.named_parameters())
         self._segments = [seg for seg in layout.segments if not seg.is_buffer]
         self.params = [by_name[seg.name] for seg in self._segments]
+        self.by_name = by_name
 
     def _views(self, flat: torch.Tensor) -> list[torch.Tensor]:
         """Per-parameter views of a flat vector (masks, momentum), matching ``self.params``."""
@@ -86,6 +87,7 @@ class Trainer:
         remask: bool,
         seed: int,
         out: torch.Tensor | None = None,
+        gates: list[tuple[str, torch.Tensor]] | None = None,
     ) -> torch.Tensor:
         """Run the local steps and return the resulting flat vector (a new tensor).
 
@@ -98,6 +100,9 @@ class Trainer:
             remask: keep masked coordinates (and their momentum) exactly zero after every step.
             seed: seeds dropout for this client's round, so runs are reproducible and resumable.
             out: optional flat tensor to write the result into (returned).
+            gates: released bias gating (``fedgmr.bias_gating``): (bias parameter name, bool gate per
+                output unit). A gated bias keeps its value but neither emits nor receives a gradient;
+                weight decay and momentum still move it, as in the authors' ``Bias_*`` layers.
         """
         w = self.work
         fmask = None if mask is None else mask.to(w.dtype)
@@ -117,12 +122,20 @@ class Trainer:
         params = self.params
         masks = None if fmask is None else self._views(fmask)
         bufs = self._views(momentum_buf) if momentum else None
+        gated = None
+        if gates:
+            gated = [(self.by_name[name], g.to(w.dtype)) for name, g in gates if not bool(g.all())]
         self.model.train()
         torch.manual_seed(seed)
         for x, y in batches:
             if drift:
                 leak = w * keep_out
                 w.mul_(fmask)
+            if gated:
+                with torch.no_grad():
+                    held = [b.detach().clone() for b, _ in gated]
+                    for b, g in gated:
+                        b.mul_(g)
             # Fresh gradients each step (as torch.optim's zero_grad(set_to_none=True)): backward writes
             # them instead of accumulating into a zeroed buffer, and the update runs per tensor with
             # the foreach kernels torch.optim uses. Parameters stay views of the flat vector ``w``.
@@ -131,6 +144,11 @@ class Trainer:
             self.loss(self.model(x), y).backward()
             grads = [p.grad if p.grad is not None else torch.zeros_like(p) for p in params]
             with torch.no_grad():
+                if gated:  # the silent units' biases take their values back; their gradient is 0
+                    for (b, g), v in zip(gated, held):
+                        b.copy_(v)
+                        if b.grad is not None:
+                            b.grad.mul_(g)
                 if drift:
                     w.add_(leak)
                     torch._foreach_mul_(grads, masks)  # d(w ⊙ m)/dw = m

@@ -2,7 +2,9 @@
 
 GA averages updates with a coverage-ignoring denominator; FA is the zero-filled average of sparse
 uploads. ``gmr_*`` add restoration with per-client triggers; the plain variants have none (the README
-and autorun wording; the released CIFAR runs had recovery with global-only triggers, see B24).
+and autorun wording). The published CIFAR-10 GA/FA numbers came from code with restoration on and the
+global trigger only (B24): ``ga_global``/``fa_global`` are that variant, so the aggregation table can
+compare like with like.
 """
 
 from fedgmr.methods.base import Method
@@ -30,3 +32,14 @@ register(
         client_triggers=False,
     )
 )
+for _merge, _label in (("ga", "GA"), ("fa", "FA")):
+    register(
+        Method(
+            f"{_merge}_global",
+            f"{_label} with restoration on the global trigger only (the published CIFAR-10 {_label}, B24)",
+            f"{_label} (global GMR)",
+            merge=_merge,
+            recover=True,
+            client_triggers=False,
+        )
+    )

@@ -14,7 +14,7 @@ global values under their mask. Baselines with other sub-models override the hoo
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, ClassVar
 
 import torch
 
@@ -39,6 +39,9 @@ class Method:
     full_model: bool = False  # every client trains the dense model (FedAvg, FedAsync)
     use_coefficients: bool = True  # per-layer time coefficients in mask search (§4.3)
     notes: list[str] = field(default_factory=list)
+    # The released entry point that runs this family (reference §1.2-1.5): CMD (main), ABL (ablations),
+    # SYN (width-sliced), FJT (FjORD). It decides released behaviour that differs by script (B28).
+    script: ClassVar[str] = "CMD"
 
     # ---- configuration -------------------------------------------------------------------------
     def resolve(self, cfg: dict) -> None:

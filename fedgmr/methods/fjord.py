@@ -63,6 +63,8 @@ def sampled_schedule(rho: float, steps: int, rng: np.random.Generator) -> list[f
 
 
 class FjORDMixin:
+    script = "FJT"  # released through fjord.py (reference §1.5)
+
     def resolve(self, cfg: dict) -> None:
         super().resolve(cfg)
         if (

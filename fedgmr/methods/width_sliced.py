@@ -119,6 +119,8 @@ class _Cache:
 class WidthSliced(Method):
     """HeteroFL's static front slices; subclasses change the window (FedRolex) or the schedule (FjORD)."""
 
+    script = "SYN"  # released through the SYN scripts (reference §1.4)
+
     # ---- configuration -------------------------------------------------------------------------
     def resolve(self, cfg: dict) -> None:
         super().resolve(cfg)
