@@ -1,13 +1,19 @@
 """The SLURM profile's submissions, checked against stub sbatch/sacct/squeue/sinfo/scontrol on PATH.
 
-The stub sbatch records its command line and returns a job id; the stub sacct reports every job FAILED, so
-Snakemake retries (profile `retries: 2`) with a larger runtime each attempt, then gives up.
+The stub sbatch records its command line and returns a job id; the stub sacct reports every job (and every
+array task <id>_<k>) FAILED, so Snakemake retries (profile `retries: 2`) with a larger runtime each attempt,
+then gives up.
 """
 
 import re
 import stat
 
+import grids as G
+
 from tests.workflow.helpers import REPO, snakemake
+
+CONFIG_BASE = G.deep_merge(G.load_yaml(REPO / "config" / "config.yaml"),
+                           G.load_yaml(REPO / "profiles" / "demo" / "workflow-config.yaml"))
 
 STUBS = {
     "sbatch": """#!/bin/sh
@@ -17,7 +23,8 @@ echo $n
 """,
     "sacct": """#!/bin/sh
 echo "sacct $*" >> "$STUB_DIR/calls.log"
-case "$*" in *JobIdRaw,State*) for i in $(seq 1001 $(cat "$STUB_DIR/count")); do echo "$i|FAILED"; done;;
+case "$*" in *JobIdRaw,State*) for i in $(seq 1001 $(cat "$STUB_DIR/count")); do echo "$i|FAILED";
+    for t in 1 2 3 4; do echo "${i}_$t|FAILED"; done; done;;
   *Account*) echo "acct";; esac
 """,
     "squeue": "#!/bin/sh\necho \"squeue $*\" >> \"$STUB_DIR/calls.log\"\n",
@@ -37,6 +44,23 @@ subset:
   all: {{dataset: [femnist], split: [noniid], heterogeneity: [high], method: [fedgmr]}}
   main: {{dataset: [femnist]}}
 """
+
+
+def _submit(tmp_path, config_text, *extra, timeout=300):
+    """Run the SLURM profile against the stubs; return (process, sbatch command lines)."""
+    stub_dir = tmp_path / "stub"
+    install_stubs(stub_dir)
+    (tmp_path / "resources" / "fmnist").mkdir(parents=True)  # prepared data "exists": no prepare job
+    cfg = tmp_path / "cfg.yaml"
+    cfg.write_text(config_text.format(results=tmp_path / "results", resources=tmp_path / "resources"))
+    proc = snakemake(
+        "--workflow-profile", "profiles/slurm", "--configfile", "profiles/demo/workflow-config.yaml", str(cfg),
+        "--slurm-init-seconds-before-status-checks", "1", "--nolock", f"{tmp_path}/results/tables/main.parquet",
+        *extra,  # last: --set-resources takes every argument after it
+        env={"PATH": f"{stub_dir}:{REPO / '.venv' / 'bin'}:/usr/bin:/bin", "STUB_DIR": str(stub_dir)},
+        timeout=timeout,
+    )
+    return proc, (stub_dir / "sbatch.log").read_text().splitlines()
 
 
 def install_stubs(bin_dir):
@@ -71,3 +95,31 @@ def test_slurm_profile_submits_with_partition_gpu_and_growing_runtime(tmp_path):
         assert "--mem 8000" in call
         assert "rule_train" in call
         assert "--checkpoint-dir" not in call  # the engine command runs inside the job, not in sbatch
+
+
+TWO_RUNS = CONFIG.replace("method: [fedgmr]", "method: [fedgmr, fedavg]") + """
+engine: {{device: cpu, threads: 3, gpus: 0}}
+"""
+
+
+def test_training_runs_go_in_as_one_array_with_the_threads_of_the_config(tmp_path):
+    """Two train jobs, one sbatch: `--array=1-2`; engine.threads reaches --cpus-per-task (and the engine)."""
+    proc, calls = _submit(tmp_path, TWO_RUNS, "--retries", "0", "--jobs", "4")
+    assert proc.returncode != 0, "every stub job fails, so the workflow must fail"
+    train = [c for c in calls if "rule_train" in c]
+    assert len(train) == 1, calls
+    call = train[0]
+    assert "--array=1-2" in call, call
+    assert "--cpus-per-task=3" in call and "--gpus=1" in call and "-p gpu" in call
+    # The engine's threads are the run config's run.threads, written by the job from the same config value.
+    assert "Submitted array job" in proc.stdout, proc.stdout[-3000:]
+    cells = G.build_cells(G.deep_merge(CONFIG_BASE, G.load_yaml(tmp_path / "cfg.yaml")),
+                          G.load_grids(REPO / "config" / "experiments", ["main"]))[1]
+    assert {raw["run"]["threads"] for raw in cells.values()} == {3}
+
+
+def test_gres_for_clusters_that_reject_gpus(tmp_path):
+    proc, calls = _submit(tmp_path, CONFIG, "--retries", "0", "--jobs", "1",
+                          "--set-resources", "train:gres=gpu:1", "train:gpu=0")
+    (call,) = [c for c in calls if "rule_train" in c]
+    assert "--gres=gpu:1" in call and "--gpus" not in call, call

@@ -178,9 +178,34 @@ os.environ.update(
 
 
 def data_source_flag(wildcards):
-    """``--source <path>`` for data_prep, shell-quoted (a space or `;` in the path stays one argument)."""
+    """``--source <path>`` for data_prep, shell-quoted (a space or `;` in the path stays one argument).
+
+    The source itself is checked by ``require_source`` (prepare_data's input function).
+    """
     source = SOURCES.get(wildcards.dataset, (None, None))[1]
     return f"--source {shlex.quote(str(source))}" if source else ""
+
+
+_SOURCE_CHECKED = {}
+
+
+def require_source(engine_ds):
+    """Stop while the DAG is built if ``engine_ds`` must be prepared and has no usable source.
+
+    Called only for datasets the DAG has to prepare, so redrawing a figure never asks for raw data. The
+    message names the config key; when Snakemake only plans (dry run, lint) it is a warning.
+    """
+    if engine_ds in _SOURCE_CHECKED or Path(f"{RESOURCES}/{engine_ds}").exists():
+        return
+    problems = check_sources([engine_ds])
+    _SOURCE_CHECKED[engine_ds] = problems
+    if not problems:
+        return
+    msg = f"missing dataset source (set it in the config or with --config): {problems[0]}"
+    if planning_only():
+        logger.warning(msg)
+    else:
+        raise WorkflowError(msg)
 
 
 def check_sources(needed):
@@ -265,12 +290,6 @@ def not_run_cells():
 # Run ids of the main table (train `priority`).
 MAIN_RUN_IDS = set(CELLS_DF.loc[(CELLS_DF["experiment"] == "main") & (CELLS_DF["status"] == "run"), "run_id"])
 
-# A dataset that must still be prepared but has no usable source fails here, naming the config key, instead of
-# in a prepare job minutes later. A dry run only warns, so that `snakemake -n` can show the plan anyway.
-_UNPREPARED = {
-    raw["dataset"]["name"] for raw in RUNS.values()
-    if raw["dataset"].get("root") and not Path(raw["dataset"]["root"]).exists()
-}
 _PLANNING_FLAGS = {"--dry-run", "--dryrun", "--lint", "--unlock", "--summary", "--detailed-summary", "--dag",
                    "--rulegraph", "--filegraph", "--list-rules", "--report", "--touch"}
 
@@ -284,15 +303,6 @@ def planning_only(argv=None):
     argv = sys.argv[1:] if argv is None else argv
     return any(a.split("=")[0] in _PLANNING_FLAGS or re.fullmatch(r"-[a-zA-Z]*[nt][a-zA-Z]*", a) for a in argv)
 
-
-_SOURCE_PROBLEMS = check_sources(_UNPREPARED)
-if _SOURCE_PROBLEMS:
-    _listing = "\n  ".join(_SOURCE_PROBLEMS)
-    _msg = f"missing dataset source (set it in the config or with --config):\n  {_listing}"
-    if planning_only():
-        logger.warning(_msg)
-    else:
-        raise WorkflowError(_msg)
 
 logger.info(
     f"fedgmr-repro: {len(CELLS)} cells in {len(GRIDS)} experiments, {len(RUNS)} unique runs, "

@@ -4,6 +4,9 @@
 
 
 rule prepare_data:
+    input:
+        # Nothing to read; evaluated while the DAG is built, so a missing source stops the workflow there.
+        lambda wc: require_source(wc.dataset) or [],
     output:
         directory(f"{RESOURCES}/{{dataset}}"),
     log:
