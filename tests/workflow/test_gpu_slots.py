@@ -101,3 +101,23 @@ def test_device_flag(tmp_path, monkeypatch):
     assert scheduler_gave_gpu({"SLURM_JOB_ID": "5", "CUDA_VISIBLE_DEVICES": "0"})
     assert not scheduler_gave_gpu({"SLURM_JOB_ID": "5"})
     assert not scheduler_gave_gpu({"CUDA_VISIBLE_DEVICES": "0"})  # not a SLURM job: CPU unless slots
+
+
+def test_gpu_command_of_the_readme_plans_slots(tmp_path):
+    """`snakemake --resources gpu=2 --config runs_per_gpu=2`: 4 slots on devices 0 and 1, one per train job."""
+    from tests.workflow.helpers import snakemake
+
+    (tmp_path / "resources" / "fmnist").mkdir(parents=True)
+    cfg = tmp_path / "cfg.yaml"
+    cfg.write_text(f"results: {tmp_path / 'results'}\nresources: {tmp_path / 'resources'}\nexperiments: [main]\n"
+                   "seeds: [0]\nsubset: {all: {dataset: [femnist], split: [noniid], heterogeneity: [high]}}\n"
+                   "datasets: {femnist: {engine: fmnist, budget: 20, partition: {iid: iid, noniid: noniid}}}\n")
+    proc = snakemake("--configfile", str(cfg), "--cores", "4", "--resources", "gpu=2", "--config", "runs_per_gpu=2",
+                     "--nolock", "-n", f"{tmp_path}/results/tables/main.parquet", timeout=300)
+    assert proc.returncode == 0, proc.stdout[-3000:]
+    assert "fedgmr-repro: 4 GPU slots (devices 0,1)" in proc.stdout
+    train_resources = [line for line in proc.stdout.splitlines() if "gpu_slot=" in line]
+    assert train_resources and all("gpu=0, gpu_slot=1" in line for line in train_resources), train_resources
+    cpu = snakemake("--configfile", str(cfg), "--cores", "4", "--nolock", "-n",
+                    f"{tmp_path}/results/tables/main.parquet", timeout=300)
+    assert "GPU slots" not in cpu.stdout and "gpu_slot=0" in cpu.stdout

@@ -121,3 +121,10 @@ def test_demo_profile_has_cells_in_every_experiment(cfg):
         assert any(c["experiment"] == name and c["status"] == "run" for c in cells), name
     assert len(runs) <= 45  # the demo must stay small (local ids: a few more than the engine's)
     assert {r["dataset"]["name"] for r in runs.values()} == {"fmnist", "changelogs"}
+
+
+def test_engine_threads_are_part_of_every_run_config(cfg):
+    """config engine.threads is the train job's `threads` and the run config's run.threads (the engine's)."""
+    cfg["engine"]["threads"] = 4
+    cells, runs = G.build_cells(dict(cfg, experiments=["trigger"]), grids_for(["trigger"]))
+    assert runs and {raw["run"]["threads"] for raw in runs.values()} == {4}
