@@ -98,6 +98,7 @@ def test_released_threshold_layers_compute_with_two_percent():
     assert [s.name for s in threshold_layers("vgg11", sim.layout)] == [
         "fc1.weight"
     ]  # VGG rule: FC layers only
+    m.rebuild_masks(sim)  # the server's thresholds exist from the first rebuild on (dense before it)
     ev = m.eval_weights(sim, sim.global_w)
     for seg in sim.layout.layers:
         frac = float((ev[seg.start : seg.stop] != 0).float().mean())
