@@ -29,6 +29,8 @@ METRIC_COLUMNS = {
     "avg_density": "float64", "bytes_up": "float64", "bytes_down": "float64",
 }
 CELLS_COLUMNS = list(CELL_COLUMNS) + ["status", "reason"]
+# metrics.csv column -> tidy table column, for engines that renamed a column (values unchanged).
+RENAMED = {"upload_mb": "bytes_up", "download_mb": "bytes_down"}
 
 
 class TableError(ValueError):
@@ -58,6 +60,8 @@ def read_run(run_dir: Path) -> pd.DataFrame:
     if status != "complete":
         raise TableError(f"{run_dir}/run.json: status is {status!r}, not 'complete'")
     metrics = pd.read_csv(run_dir / "metrics.csv")
+    # Engines that name the traffic columns by their unit (MB): same values under the tidy table's names.
+    metrics = metrics.rename(columns={k: v for k, v in RENAMED.items() if k in metrics and v not in metrics})
     if "wall_time" not in metrics.columns:
         # Newer engines keep the machine-dependent wall clock out of metrics.csv, in timing.csv.
         metrics["wall_time"] = _wall_times(run_dir, metrics)
