@@ -48,7 +48,7 @@ def test_budget_not_reached_is_flagged():
 def test_identical_curves_are_named_and_explained_for_released_fedrolex():
     t = table_with(["HeteroFL", "FedRolex", "FjORD"], engine="femnist")
     t.loc[t["method_label"] == "HeteroFL", "method"] = "heterofl"
-    t.loc[t["method_label"] == "FedRolex", "method"] = "fedrolex"
+    t.loc[t["method_label"] == "FedRolex", ["method", "patience"]] = ["fedrolex", 10]  # config: FEMNIST FedRolex 10
     hetero = t[t["method_label"] == "HeteroFL"].sort_values(["seed", "tick"])
     rolex = t[t["method_label"] == "FedRolex"].sort_values(["seed", "tick"])
     t.loc[rolex.index, "acc"] = hetero["acc"].to_numpy()  # FedRolex's curves := HeteroFL's
