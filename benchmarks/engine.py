@@ -26,7 +26,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from fedgmr.config import resolve_config  # noqa: E402
 from fedgmr.models import build_model  # noqa: E402
-from fedgmr.simulation import run  # noqa: E402
+from fedgmr.runner import run  # noqa: E402
 from fedgmr.training import loss_fn  # noqa: E402
 
 

@@ -15,6 +15,7 @@ import numpy as np
 import torch
 
 from fedgmr.config import ConfigError
+from fedgmr.seeds import Purpose, words
 
 log = logging.getLogger(__name__)
 
@@ -96,7 +97,7 @@ def load_dataset(cfg: dict, profile_augment: str) -> FedData:
     # Clean GMR signal: a validation split held out of each client's own data (no test-set leakage).
     val: list[np.ndarray] = [np.zeros(0, dtype=np.int64) for _ in parts]
     if cfg["switches"]["gmr_signal"] == "validation":
-        rng = np.random.default_rng([cfg["seed"], 7])
+        rng = np.random.default_rng(words(cfg["seed"], Purpose.VALIDATION_SPLIT))
         for i, p in enumerate(parts):
             k = int(round(len(p) * cfg["dataset"]["val_fraction"]))
             if 0 < k < len(p):
@@ -211,7 +212,7 @@ class IndexStream:
         self._perm = self._make(0)
 
     def _make(self, epoch: int) -> np.ndarray:
-        rng = np.random.default_rng([self.seed, 2, self.client, epoch])
+        rng = np.random.default_rng(words(self.seed, Purpose.INDEX_STREAM, self.client, epoch))
         return self.indices[rng.permutation(len(self.indices))]
 
     def next(self, batch: int) -> np.ndarray:

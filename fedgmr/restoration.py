@@ -37,6 +37,17 @@ __all__ = ["Restoration", "RestorationConfig"]
 log = logging.getLogger(__name__)
 
 TRIGGERS = ("early", "time", "mixed")
+# "Fully restored": the released code tests rho_min >= 0.99 (client-score period, §5), > 0.99 (buffer
+# average replaced by the server model, §6.6) and == 1 (GMR's patience); on every density the ladder or
+# the capped fixed step can reach these agree, so one predicate stands for all three.
+_FULL = 0.99
+
+
+def fully_restored(rho: float) -> bool:
+    """True when a density (a client's, or the floor rho_min) means the full model."""
+    return rho > _FULL
+
+
 STEP_MODES = ("ladder", "fixed")
 # The ladder's "next value" must exceed the current one by more than this (released constant), so
 # that 0.1 -> 0.1000001 float noise never counts as a step.
@@ -234,7 +245,7 @@ class Restoration:
         cfg = self.cfg
         glob = self.monitors[0]
         # Nothing left to restore: wait longer before declaring the final stagnation.
-        if not cfg.recover or self.rho_min == 1.0:
+        if not cfg.recover or fully_restored(self.rho_min):
             glob.patience = min(5 * cfg.patience, 50)
 
         if cfg.trigger in ("time", "mixed"):
@@ -256,7 +267,7 @@ class Restoration:
             exhausted[0] = False
 
         if exhausted[0] and self.begin_save:
-            if cfg.recover and self.rho_min < 1.0:
+            if cfg.recover and not fully_restored(self.rho_min):
                 old = self.rho_min
                 self.rho_min = self.next_density(old)
                 self.wait = glob.patience

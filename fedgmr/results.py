@@ -31,8 +31,8 @@ METRIC_COLUMNS = [
     "loss_server",
     "avg_density",
     "rho_min",
-    "bytes_up",
-    "bytes_down",
+    "upload_mb",
+    "download_mb",
 ]
 CLIENT_COLUMNS = ["tick", "client", "tier", "density", "staleness", "trained", "arrived", "acc_client"]
 TIMING_COLUMNS = ["tick", "wall_time_s"]

@@ -15,13 +15,10 @@ from __future__ import annotations
 
 import logging
 import math
-import time
-from pathlib import Path
 
 import numpy as np
 import torch
 
-from fedgmr import checkpoint, results
 from fedgmr.aggregation import AGGREGATORS, buffer_average
 from fedgmr.bias_gating import apply_gates, gated_layers, unit_gates
 from fedgmr.data import Batcher, IndexStream, load_dataset
@@ -32,19 +29,28 @@ from fedgmr.models import build_model
 from fedgmr.network import Network, NetworkSpec
 from fedgmr.population import client_tiers, standard_clients
 from fedgmr.profiles import PROFILES
-from fedgmr.restoration import Restoration, RestorationConfig
+from fedgmr.restoration import Restoration, RestorationConfig, fully_restored
+from fedgmr.seeds import Purpose, derive
 from fedgmr.staleness import Staleness
+from fedgmr.state import RunState, delegate_state
 from fedgmr.training import Trainer, evaluate, lr_at
 
 log = logging.getLogger(__name__)
 
 
 def _seed(*parts: int) -> int:
-    """A 63-bit seed derived from (run seed, purpose, ...) so every random stream is independent."""
-    return int(np.random.SeedSequence(list(parts)).generate_state(2, dtype=np.uint64)[0] >> 1)
+    """Kept for callers of the old name: ``fedgmr.seeds.derive`` with a numeric purpose."""
+    return derive(parts[0], Purpose(parts[1]), *parts[2:])
 
 
+@delegate_state
 class Simulation:
+    """One run's wiring (data, model, clock, staleness, restoration, method) and its event loop.
+
+    The mutable state is ``self.state`` (:class:`fedgmr.state.RunState`); its fields read as plain
+    attributes (``sim.global_w``, ``sim.densities``, ...).
+    """
+
     def __init__(self, cfg: dict, device: str | torch.device = "cpu"):
         self.cfg = cfg
         self.device = torch.device(device)
@@ -59,7 +65,7 @@ class Simulation:
         n = cfg["clients"]["num"]
         self.n = n
 
-        torch.manual_seed(_seed(self.seed, 1))
+        torch.manual_seed(derive(self.seed, Purpose.MODEL_INIT))
         m = cfg["model"]
         kwargs = dict(width=m["width"], variant=m["variant"])
         if m["norm"]:
@@ -72,7 +78,6 @@ class Simulation:
         self.model = build_model(m["name"], **kwargs)
         self.layout, self.work, _ = flatten_module(self.model, self.model.prunable, self.device)
         self.layout_prunable = self.layout.prunable.to(self.device)
-        self.global_w = self.work.clone()
         self.trainer = Trainer(
             self.model, self.layout, self.work, tr["loss"], tr["momentum"], tr["weight_decay"]
         )
@@ -82,7 +87,14 @@ class Simulation:
 
         level = cfg["clients"]["heterogeneity"]
         self.tiers = client_tiers(n, level, cfg["clients"]["tiers"])
-        self.densities = self.method.initial_densities(cfg, self.tiers)
+        self.state = RunState.initial(
+            self.work.clone(),
+            n,
+            self.method.initial_densities(cfg, self.tiers),
+            tr["lr"],
+            momentum=tr["momentum"] > 0,
+            ims_lag=self.switch("ims_lag"),
+        )
         net = cfg["network"]
         spec = NetworkSpec(
             model_size_mb=net["model_size_mb"],
@@ -127,38 +139,7 @@ class Simulation:
         self.masks: NestedMasks | None = None
         if not self.switch("dense_round0"):
             self.method.rebuild_masks(self)  # clean: masks exist before round 0 (B12)
-        self.uploads: list[torch.Tensor | None] = [None] * n
-        # The server's buffer: each client's latest upload *received* (evaluation-only buffer average,
-        # §6.6). With phantom arrivals (B1) every trained model arrives at once, so the buffer is
-        # ``uploads``; otherwise a model in flight must not enter it, and arrivals are copied here.
-        self.received: list[torch.Tensor | None] = [None] * n
-        # The mask each client trained its latest upload under: its score is measured through it.
-        self.client_masks: list[torch.Tensor | None] = [None] * n
-        self.coverage: list[torch.Tensor | None] = [None] * n
-        momentum = tr["momentum"] > 0
-        self.momentum = [torch.zeros_like(self.work) if momentum else None for _ in range(n)]
-        self.pending: dict[int, tuple | None] = {i: None for i in range(n)}  # None = current sub-model
-        self.snapshots: dict[int, tuple] = {}
-        self.client_lr = [tr["lr"]] * n
-        # Steps of the server's LR scheduler: the released server steps it before each push, whenever
-        # client 0 is free (§8.2), so the LR of round r's download is the schedule after that step.
-        self.lr_steps = 0
         self.streams = [IndexStream(p, self.seed, i) for i, p in enumerate(self.data.clients)]
-        self.client_scores: list[float] = [-1.0] * n
-        self.score_fresh = [False] * n
-        self.last_staleness = [0] * n
-        self.arrived_since_tick = [0] * n
-        # Released IMS broadcast sizes lag one tick (B10): rounds of tick k use the densities set at
-        # tick k-1, zeros before tick 1. ``prev_tick_dens`` holds the densities set at the last tick.
-        self.ims_dens: list[float] | None = [0.0] * n if self.switch("ims_lag") else None
-        self.prev_tick_dens = [0.0] * n
-        self.metrics: list[dict] = []
-        self.timing: list[dict] = []  # wall clock per tick: machine-dependent, kept out of metrics.csv
-        self.client_rows: list[dict] = []
-        self.last_tick_round = -1
-        self.tick_index = 0
-        self.bytes_up = self.bytes_down = 0.0
-        self.wall_elapsed = 0.0
         self.finished = False
         # Work actually done, for benchmarks: local SGD steps and evaluation forward passes.
         self.counters = {"steps": 0, "eval_passes": 0, "eval_samples": 0}
@@ -186,7 +167,7 @@ class Simulation:
 
     def train_locally(self, client: int, start: torch.Tensor, mask: torch.Tensor | None) -> torch.Tensor:
         tn = self.net.train_number[client]
-        gen = torch.Generator().manual_seed(_seed(self.seed, 4, client, tn))
+        gen = torch.Generator().manual_seed(derive(self.seed, Purpose.BATCH_AUGMENT, client, tn))
         stream = self.streams[client]
         batches = (
             self.batcher.train_batch(stream.next(self.batch_size), gen) for _ in range(self.local_steps)
@@ -204,7 +185,7 @@ class Simulation:
             batches,
             self.client_lr[client],
             remask=remask,
-            seed=_seed(self.seed, 5, client, tn),
+            seed=derive(self.seed, Purpose.DROPOUT, client, tn),
             # The previous upload of this client was merged when it arrived; its buffer is free again.
             out=self.uploads[client],
             gates=gates,
@@ -260,7 +241,7 @@ class Simulation:
         for i in trained:
             start, mask = self.pending.pop(i, None) or m.client_start(self, i)
             self.uploads[i], self.coverage[i] = m.local_update(self, i, start, mask)
-            self.bytes_up += S * self.densities[i]
+            self.upload_mb += S * self.densities[i]
 
         # B/C. uploads and deadline
         arrivals = self.net.collect(self.densities)
@@ -298,14 +279,14 @@ class Simulation:
             start, mask = m.client_start(self, i)
             # The model in flight is this round's: copy it if it is the live global vector.
             self.snapshots[i] = (start.clone() if start is self.global_w else start, mask)
-            self.bytes_down += S * self.densities[i]
+            self.download_mb += S * self.densities[i]
         for i in disp.delivered:
             self.pending[i] = self.snapshots.pop(i)
             self.client_lr[i] = lr
         for i in disp.load_now:
             self.pending[i] = None  # the current sub-model: nothing changes before it trains
             self.client_lr[i] = lr
-            self.bytes_down += S * self.densities[i]
+            self.download_mb += S * self.densities[i]
         return True
 
     def _receive(self, client: int) -> None:
@@ -340,7 +321,7 @@ class Simulation:
         if not self.method.client_triggers or not self.method.recover:
             return
         interval = self.sched["interval"]
-        p_eval = 5 * interval if self.restoration.rho_min >= 0.99 else interval
+        p_eval = 5 * interval if fully_restored(self.restoration.rho_min) else interval
         split = "test" if self.switch("gmr_signal") == "test" else "val"
         for a in arrivals:
             if self.net.train_number[a.client] % p_eval == 1 % p_eval:
@@ -353,7 +334,7 @@ class Simulation:
         acc_s, loss_s = self.evaluate(self.global_w)
         buf = self.buffer()
         have = [i for i in range(self.n) if buf[i] is not None]
-        if self.restoration.rho_min > 0.99 or not have:
+        if fully_restored(self.restoration.rho_min) or not have:
             acc_a = acc_s
             signal = acc_s if self.switch("gmr_signal") == "test" else self.evaluate(self.global_w, "val")[0]
         else:
@@ -385,8 +366,8 @@ class Simulation:
                 "loss_server": loss_s,
                 "avg_density": density_logged,
                 "rho_min": rho_min_logged,
-                "bytes_up": round(self.bytes_up, 6),
-                "bytes_down": round(self.bytes_down, 6),
+                "upload_mb": round(self.upload_mb, 6),
+                "download_mb": round(self.download_mb, 6),
             }
         )
         for i in range(self.n):
@@ -407,69 +388,19 @@ class Simulation:
 
     # ---- state -----------------------------------------------------------------------------------
     def state_dict(self) -> dict:
+        """The run state (``RunState``, field by field) and the state of every stateful component."""
         return {
-            "global_w": self.global_w,
-            "uploads": self.uploads,
-            "received": self.received,
-            "client_masks": self.client_masks,
-            "lr_steps": self.lr_steps,
-            "coverage": self.coverage,
-            "momentum": self.momentum,
-            "pending": self.pending,
-            "snapshots": self.snapshots,
-            "client_lr": self.client_lr,
-            "densities": self.densities,
+            "state": self.state.to_dict(),
             "masks": None if self.masks is None else self.masks.state_dict(),
             "net": self.net.state_dict(),
             "staleness": self.staleness.state_dict(),
             "restoration": self.restoration.state_dict(),
-            "streams": [s.state_dict() for s in self.streams],
-            "client_scores": self.client_scores,
-            "score_fresh": self.score_fresh,
-            "last_staleness": self.last_staleness,
-            "arrived_since_tick": self.arrived_since_tick,
-            "ims_dens": self.ims_dens,
-            "prev_tick_dens": self.prev_tick_dens,
-            "metrics": self.metrics,
-            "timing": self.timing,
-            "client_rows": self.client_rows,
-            "last_tick_round": self.last_tick_round,
-            "tick_index": self.tick_index,
-            "bytes_up": self.bytes_up,
-            "bytes_down": self.bytes_down,
-            "wall_elapsed": self.wall_elapsed,
+            "streams": [st.state_dict() for st in self.streams],
         }
 
     def load_state_dict(self, s: dict) -> None:
         s = _to_device(s, self.device)  # checkpoints are read onto the CPU
-        self.global_w = s["global_w"]
-        for key in (
-            "uploads",
-            "received",
-            "client_masks",
-            "lr_steps",
-            "coverage",
-            "momentum",
-            "pending",
-            "snapshots",
-            "client_lr",
-            "densities",
-            "client_scores",
-            "score_fresh",
-            "last_staleness",
-            "arrived_since_tick",
-            "ims_dens",
-            "prev_tick_dens",
-            "metrics",
-            "timing",
-            "client_rows",
-            "last_tick_round",
-            "tick_index",
-            "bytes_up",
-            "bytes_down",
-            "wall_elapsed",
-        ):
-            setattr(self, key, s[key])
+        self.state = RunState.from_dict(s["state"])
         self.masks = None
         if s["masks"] is not None:
             self.masks = NestedMasks.from_state(s["masks"], self.layout, self.device)
@@ -491,70 +422,8 @@ def _to_device(obj, device: torch.device):
     return obj
 
 
-def run(
-    cfg: dict, out: Path, checkpoint_dir: Path | None = None, device: str = "cpu", progress: bool = True
-) -> Simulation:
-    """Run (or resume) one simulation and write its result files into ``out``."""
-    from tqdm import tqdm
+def run(*args, **kwargs):
+    """Kept for callers of the old location: the runner is ``fedgmr.runner.run``."""
+    from fedgmr.runner import run as _run
 
-    from fedgmr import progress as progress_log
-
-    out = Path(out)
-    ckdir = Path(checkpoint_dir) if checkpoint_dir else out / "checkpoint"
-    if results.is_complete(out, cfg):
-        log.info("%s already holds the complete run %s; nothing to do", out, cfg["method"])
-        progress_log.log_existing_summary(out)
-        return None
-    sim = Simulation(cfg, device)
-    state = checkpoint.load(ckdir, cfg)
-    if state is not None:
-        try:
-            sim.load_state_dict(state)
-            log.info("resumed from %s at round %d", ckdir, sim.net.train_number[0])
-        except (KeyError, ValueError, TypeError, AttributeError) as exc:
-            # A checkpoint written by an older engine: say so and start over rather than fail forever.
-            log.warning(
-                "cannot resume from %s (%s): written by another engine version; starting over", ckdir, exc
-            )
-            sim = Simulation(cfg, device)
-    out.mkdir(parents=True, exist_ok=True)
-    results.write_config(out, cfg)
-    every = cfg["run"]["checkpoint_every"]
-    bar = tqdm(
-        total=cfg["schedule"]["max_rounds"],
-        initial=min(sim.net.train_number[0], cfg["schedule"]["max_rounds"]),
-        disable=not progress,
-        unit="round",
-        dynamic_ncols=True,
-        leave=False,
-        desc=cfg["method"],
-    )
-    t0 = time.perf_counter() - sim.wall_elapsed
-    last_saved_tick = sim.tick_index
-    while True:
-        sim.wall_elapsed = time.perf_counter() - t0
-        ticks_before = sim.tick_index
-        if not sim.step():
-            break
-        bar.n = min(sim.net.train_number[0], cfg["schedule"]["max_rounds"])
-        if sim.tick_index != ticks_before:
-            row = sim.metrics[-1]
-            bar.set_postfix(
-                t=f"{sim.net.time:.0f}s",
-                acc=f"{row['acc']:.3f}",
-                dens=f"{row['avg_density']:.3f}",
-                refresh=False,
-            )
-            if sim.tick_index - last_saved_tick >= every:
-                checkpoint.save(ckdir, cfg, sim.state_dict())
-                results.write_tables(out, sim.metrics, sim.client_rows, sim.timing)
-                last_saved_tick = sim.tick_index
-                progress_log.log_checkpoint(row, progress_bar=progress)
-        bar.update(0)
-    bar.close()
-    sim.wall_elapsed = time.perf_counter() - t0
-    results.write_tables(out, sim.metrics, sim.client_rows, sim.timing)
-    results.write_run_info(out, cfg, sim, status="complete")
-    checkpoint.remove(ckdir)  # run.json now says "complete": a rerun has nothing to resume
-    progress_log.log_summary(sim.metrics, sim.wall_elapsed, out)
-    return sim
+    return _run(*args, **kwargs)

@@ -10,7 +10,8 @@ import pytest
 
 from fedgmr.config import resolve_config
 from fedgmr.methods.registry import METHODS
-from fedgmr.simulation import Simulation, run
+from fedgmr.runner import run
+from fedgmr.simulation import Simulation
 
 TINY = {
     "seed": 3,
