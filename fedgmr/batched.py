@@ -197,7 +197,7 @@ class _ThreadWorkers:
         ready.wait()
         torch.set_num_threads(threads_before)
         # Stop the threads when this object is collected (they hold no reference to it).
-        weakref.finalize(self, _stop_workers, list(self.inbox))
+        weakref.finalize(self, _stop_workers, list(self.inbox), list(self.threads))
 
     def run(self, jobs: Sequence[Job]) -> list[torch.Tensor]:
         counter, lock = iter(range(len(jobs))), threading.Lock()
@@ -242,9 +242,13 @@ def _worker_loop(
         results.put((None, None, None))
 
 
-def _stop_workers(inboxes: list[queue.SimpleQueue]) -> None:
+def _stop_workers(inboxes: list[queue.SimpleQueue], threads: list[threading.Thread]) -> None:
+    """Stop and join the workers; also runs at interpreter exit, so no thread outlives torch."""
     for box in inboxes:
         box.put(None)
+    for t in threads:
+        if t is not threading.current_thread():
+            t.join(timeout=60)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -440,9 +444,17 @@ class GroupTrainer:
             ``sequential`` backend, which is ``trainer.train`` itself).
         backend: ``"auto"`` (see :func:`default_backend`), or one of :data:`BACKENDS`.
         workers: threads of the ``threads`` backend (default: ``torch.get_num_threads()``).
+        max_group: most clients stacked in one vmap pass (memory: about 4 flat vectors per client);
+            larger groups are split. None: no limit.
     """
 
-    def __init__(self, trainer: Trainer, backend: str = "auto", workers: int | None = None):
+    def __init__(
+        self,
+        trainer: Trainer,
+        backend: str = "auto",
+        workers: int | None = None,
+        max_group: int | None = None,
+    ):
         if backend == "auto":
             backend = default_backend(trainer.work.device)
         if backend not in BACKENDS:
@@ -457,6 +469,7 @@ class GroupTrainer:
             backend = "vmap"
         self.backend = backend
         self.workers = max(1, workers or torch.get_num_threads())
+        self.max_group = max_group
         self._threads: _ThreadWorkers | None = None
         self._vmap: _VmapGroups | None = None
         self._vmap_failed: str | None = None
@@ -464,7 +477,7 @@ class GroupTrainer:
     def close(self) -> None:
         """Stop the worker threads (they also stop when this object is collected)."""
         if self._threads is not None:
-            _stop_workers(self._threads.inbox)
+            _stop_workers(self._threads.inbox, self._threads.threads)
             self._threads = None
 
     def train(self, jobs: Sequence[Job]) -> list[torch.Tensor]:
@@ -505,8 +518,10 @@ class GroupTrainer:
         groups: dict[tuple, list[int]] = {}
         for i, (j, b) in enumerate(zip(jobs, batches)):
             groups.setdefault(_group_key(j, b), []).append(i)
+        size = self.max_group or len(jobs)
+        chunks = [idx[s : s + size] for idx in groups.values() for s in range(0, len(idx), size)]
         out: list[torch.Tensor | None] = [None] * len(jobs)
-        for idx in groups.values():
+        for idx in chunks:
             if len(idx) == 1 or self._vmap_failed is not None:
                 for i in idx:
                     out[i] = self._sequential(jobs[i])

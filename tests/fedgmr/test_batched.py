@@ -231,6 +231,14 @@ def test_vmap_groups_split_by_lr_and_shape():
     _check(trainer, ref_jobs, ref, jobs, GroupTrainer(trainer, "vmap").train(jobs), remask=True)
 
 
+def test_vmap_max_group_splits():
+    trainer = _trainer("leaf_cnn")
+    jobs = _jobs(trainer, "leaf_cnn", masked=True, remask=True)
+    ref_jobs = _clone(jobs)
+    ref = _sequential(trainer, ref_jobs)
+    _check(trainer, ref_jobs, ref, jobs, GroupTrainer(trainer, "vmap", max_group=3).train(jobs), remask=True)
+
+
 def test_model_attrs_set_per_job():
     """The HeteroFL scaler (a model attribute) is applied per job."""
     trainer = _trainer("resnet18")
