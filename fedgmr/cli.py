@@ -45,21 +45,19 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def _apply_sets(raw: dict, sets: list[str]) -> dict:
-    import yaml
-
-    from fedgmr.config import ConfigError
+    from fedgmr.config import ConfigError, parse_yaml
 
     for item in sets:
-        if "=" not in item:
-            raise ConfigError(f"--set {item}: expected KEY=VALUE")
-        key, value = item.split("=", 1)
-        node = raw
+        key, eq, value = item.partition("=")
         parts = key.split(".")
+        if not eq or not all(parts):
+            raise ConfigError(f"--set {item}: expected KEY=VALUE with a dotted KEY")
+        node = raw
         for part in parts[:-1]:
             node = node.setdefault(part, {})
             if not isinstance(node, dict):
                 raise ConfigError(f"--set {key}: {part} is not a section")
-        node[parts[-1]] = yaml.safe_load(value)
+        node[parts[-1]] = parse_yaml(value, f"--set {key}")
     return raw
 
 
@@ -86,33 +84,107 @@ def _cmd_run(args) -> int:
     import torch
 
     from fedgmr.config import load_raw, resolve_config
-    from fedgmr.simulation import run
+    from fedgmr.runlock import run_lock
+    from fedgmr.runner import run
 
     raw = _apply_sets(load_raw(args.config), args.set)
     raw.setdefault("run", {})
+    if not isinstance(raw["run"], dict):
+        from fedgmr.config import ConfigError
+
+        raise ConfigError(f"run: expected a mapping, got {type(raw['run']).__name__}")
     if args.device:
         raw["run"]["device"] = args.device
-    if args.threads:
+    if args.threads is not None:
         raw["run"]["threads"] = args.threads
     cfg = resolve_config(raw)
     if cfg["run"]["threads"]:
         torch.set_num_threads(cfg["run"]["threads"])
     out = Path(args.out)
+    ckdir = Path(args.checkpoint_dir) if args.checkpoint_dir else None
+    _check_dir("--out", out)
+    if ckdir is not None:
+        _check_dir("--checkpoint-dir", ckdir)
     created = not out.exists()
     try:
-        run(
-            cfg,
-            out,
-            Path(args.checkpoint_dir) if args.checkpoint_dir else None,
-            cfg["run"]["device"],
-            progress=cfg["run"]["progress"] and not args.no_progress,
-        )
-    except Exception:
-        # Errors found while setting up (e.g. a dataset that does not load) leave no result files.
-        if created and out.exists() and not (out / "metrics.csv").exists():
-            shutil.rmtree(out, ignore_errors=True)
-        raise
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        from fedgmr.config import ConfigError
+
+        raise ConfigError(f"--out {out}: cannot create it ({exc.strerror or type(exc).__name__})") from None
+    with run_lock(out):  # a second run on this OUT is refused here, before it touches anything
+        try:
+            _check_data_of_complete_run(out, cfg)
+            run(cfg, out, ckdir, cfg["run"]["device"], progress=cfg["run"]["progress"] and not args.no_progress)
+            _stamp_run_info(out, cfg)
+        except Exception:
+            # Errors found while setting up (e.g. a dataset that does not load) leave no result files.
+            if created and out.exists() and not (out / "metrics.csv").exists():
+                shutil.rmtree(out, ignore_errors=True)
+            raise
     return 0
+
+
+# ---- run: checks of the output locations and of the data a finished run used -----------------------------
+
+
+def _check_dir(flag: str, path: Path) -> None:
+    """One line for a directory argument that cannot be one: a file, or a place we cannot write."""
+    import os
+
+    from fedgmr.config import ConfigError
+
+    if path.exists() and not path.is_dir():
+        raise ConfigError(f"{flag} {path}: exists and is not a directory")
+    probe = path
+    while not probe.exists():  # the nearest existing ancestor decides whether we can create it
+        if probe.parent == probe:
+            break
+        probe = probe.parent
+    if probe.exists() and not probe.is_dir():
+        raise ConfigError(f"{flag} {path}: {probe} is not a directory")
+    if probe.exists() and not os.access(probe, os.W_OK | os.X_OK):
+        raise ConfigError(f"{flag} {path}: {probe} is not writable")
+
+
+def _check_data_of_complete_run(out: Path, cfg: dict) -> None:
+    """A finished run in OUT that trained on other prepared data is not "already done" for this data."""
+    import json
+
+    from fedgmr.config import ConfigError, data_fingerprint, run_id
+
+    try:
+        info = json.loads((out / "run.json").read_text())
+    except (OSError, ValueError):
+        return
+    if not isinstance(info, dict) or info.get("run_id") != run_id(cfg) or "data_sha256" not in info:
+        return
+    now = data_fingerprint(cfg)
+    if info["data_sha256"] != now:
+        raise ConfigError(
+            f"--out {out}: holds this config's finished run on other prepared data (data sha256 "
+            f"{str(info['data_sha256'])[:12]}, now {str(now)[:12]}); use another --out or delete {out}"
+        )
+
+
+def _stamp_run_info(out: Path, cfg: dict) -> None:
+    """Record the data fingerprint in run.json (the engine writes the rest, threads and device included)."""
+    import json
+
+    from fedgmr.config import data_fingerprint
+    from fedgmr.results import atomic_write
+
+    path = out / "run.json"
+    try:
+        info = json.loads(path.read_text())
+    except (OSError, ValueError):
+        return
+    if isinstance(info, dict) and "data_sha256" not in info:
+        info["data_sha256"] = data_fingerprint(cfg)
+        atomic_write(path, json.dumps(info, indent=2, default=str))
+
+
+_MAX_MESSAGE = 400  # one readable line, whatever a message would list (e.g. every empty client)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -123,6 +195,9 @@ def main(argv: list[str] | None = None) -> int:
         level=logging.INFO if getattr(args, "verbose", False) else logging.WARNING,
         format="%(levelname)s %(name)s: %(message)s",
     )
+    from data_prep.errors import DataError
+    from fedgmr.runlock import RunLocked
+
     try:
         if args.command == "status":
             return _status.command(args)
@@ -131,8 +206,14 @@ def main(argv: list[str] | None = None) -> int:
         if args.command == "resolve":
             return _cmd_resolve(args)
         return _cmd_run(args)
-    except ConfigError as exc:
-        print(f"error: {exc}", file=sys.stderr)
+    except (ConfigError, DataError, RunLocked) as exc:
+        msg = " ".join(str(exc).split())
+        if len(msg) > _MAX_MESSAGE:  # keep the head (what) and the tail (why, what to do)
+            msg = msg[: _MAX_MESSAGE * 2 // 3] + " ... " + msg[-_MAX_MESSAGE // 3 :]
+        print(f"error: {msg}", file=sys.stderr)
+        return 2
+    except RecursionError:
+        print("error: config nested too deeply", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print("interrupted: the last checkpoint is kept; rerun the same command to resume", file=sys.stderr)

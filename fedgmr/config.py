@@ -35,9 +35,10 @@ _SHORT = reprlib.Repr()  # Python 3.11's Repr takes no keyword arguments
 _SHORT.maxlevel, _SHORT.maxlist, _SHORT.maxdict, _SHORT.maxstring, _SHORT.maxother = 3, 6, 6, 60, 60
 
 
-def _short(value: Any) -> str:
+def _short(value: Any, limit: int = 80) -> str:
     """A bounded repr for messages: a YAML alias bomb or a huge list must not be expanded to print it."""
-    return _SHORT.repr(value)
+    text = _SHORT.repr(value)
+    return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
 def _number(path: str, value: Any, typ: type, lo: float, hi: float) -> Any:
@@ -219,6 +220,8 @@ SCHEMA: dict[str, Any] = {
         "device": ("cpu", _device),
         "threads": (None, (int, 1, 1024)),
         "progress": (True, bool),
+        # Train the clients of one iteration together (fedgmr.batched); false = one after another.
+        "batch_clients": (True, bool),
     },
 }
 
@@ -398,7 +401,12 @@ def resolve_config(raw: dict) -> dict:
     tiers = cfg["clients"]["tiers"]
     if len(tiers) != 5 or any(not isinstance(t, (int, float)) or not 0 < t <= 1 for t in tiers):
         raise ConfigError("clients.tiers: expected five densities in (0, 1]")
-    if cfg["dataset"]["name"] not in ("synthetic_image", "synthetic_text") and not cfg["dataset"]["root"]:
+    if cfg["dataset"]["name"] in _SYNTHETIC and cfg["clients"]["num"] > cfg["dataset"]["synthetic_train"]:
+        raise ConfigError(
+            f"clients.num: {cfg['clients']['num']} clients but only {cfg['dataset']['synthetic_train']} "
+            "training samples (dataset.synthetic_train)"
+        )
+    if cfg["dataset"]["name"] not in _SYNTHETIC and not cfg["dataset"]["root"]:
         raise ConfigError(
             f"dataset.root: required for dataset {cfg['dataset']['name']!r} "
             f"(prepare it with `python -m data_prep prepare {cfg['dataset']['name']} --out DIR`)"
@@ -429,6 +437,8 @@ def run_id(resolved: dict) -> str:
         k: (bool(v) if k in _LOCATION_KEYS else v) for k, v in resolved.get("dataset", {}).items()
     }
     body["threads"] = resolved.get("run", {}).get("threads")
+    # Batched training sums in another order than one client at a time: the last bits can differ.
+    body["batch_clients"] = resolved.get("run", {}).get("batch_clients", True)
     blob = json.dumps(body, sort_keys=True, separators=(",", ":"))
     return hashlib.sha256(blob.encode()).hexdigest()[:12]
 
