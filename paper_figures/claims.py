@@ -176,6 +176,7 @@ def markdown(result: pd.DataFrame) -> str:
     header = ["claim", "paper source", "data", "seeds", "per-seed differences", "mean", "95 % CI (t)",
               "paper", "verdict"]
     rows = []
+    result = result.astype({c: object for c in ("dataset", "engine_dataset", "differences", "note")})
     result = result.fillna({"dataset": "", "engine_dataset": "", "differences": "", "note": ""})
     for r in result.itertuples():
         ci = "–" if pd.isna(r.ci_low) else f"[{r.ci_low:+.2f}, {r.ci_high:+.2f}]"
@@ -195,6 +196,12 @@ def markdown(result: pd.DataFrame) -> str:
         f"Verdicts: {summary}.", "",
         markdown_table(rows, header) if rows else "_No claims._", ""]
     return "\n".join(lines)
+
+
+def read_result(path: Path) -> pd.DataFrame:
+    """A claims CSV as written by `main`; the signed per-seed differences stay text ("+3.00 -1.20")."""
+    return pd.read_csv(path, dtype={"differences": "string", "note": "string", "dataset": "string",
+                                    "engine_dataset": "string"})
 
 
 def read_tables(paths: list[Path]) -> dict[str, pd.DataFrame]:

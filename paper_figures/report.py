@@ -118,8 +118,7 @@ def claims_section(claims_csv: Path | None) -> list[str]:
     lines = ["## Claims", ""]
     if claims_csv is None or not Path(claims_csv).is_file():
         return lines + ["_No claims table (paper_figures/claims.py) was given._", ""]
-    return lines + [CL.markdown(pd.read_csv(claims_csv, keep_default_na=True).fillna({"note": "",
-                                                                                       "differences": ""}))]
+    return lines + [CL.markdown(CL.read_result(claims_csv))]
 
 
 def health_section(comps: dict[str, pd.DataFrame]) -> list[str]:

@@ -202,7 +202,7 @@ def test_patience_figure_draws_no_paper_curve_over_stand_in_data(tmp_path, monke
 def test_report_has_claims_health_and_scope_sections(tmp_path):
     import json
 
-    t = fixture_table("main", ["FedGMR", "FedAvg"], datasets=("femnist",), seeds=(0, 1, 2))
+    t = fixture_table("main", ["FedGMR", "FedAvg", "FedAsync"], datasets=("femnist",), seeds=(0, 1, 2))
     t["engine_dataset"] = "fmnist"
     t.loc[t["method_label"] == "FedAvg", "acc"] = 0.08  # at chance on Fashion-MNIST
     t.to_parquet(tmp_path / "main.parquet")
@@ -231,10 +231,15 @@ def test_report_has_claims_health_and_scope_sections(tmp_path):
     text = out.read_text()
     claims_part = text.split("## Claims")[1].split("\n## ")[0]
     assert "FedGMR > HeteroFL" in claims_part and "fmnist, stand-in for FEMNIST" in claims_part
-    assert "**holds**" in claims_part or "**fails**" in claims_part or "**inconclusive**" in claims_part
+    row = next(line for line in claims_part.splitlines() if "(`fedasync_beats_fedavg`)" in line)
+    cells = [c.strip() for c in row.split("|")]
+    assert cells[4] == "3" and cells[-2] == "**holds**"
+    diffs = cells[5].split()
+    assert len(diffs) == 3 and all(d.startswith("+") for d in diffs)  # signed text survives the CSV round trip
     health_part = text.split("## Health of the cells")[1].split("\n## ")[0]
-    assert "FedAvg" in health_part and "at chance" in health_part and "FedGMR" not in health_part
+    assert "FedAvg" in health_part and "at chance" in health_part
+    assert "FedGMR" not in health_part and "FedAsync" not in health_part
     scope_part = text.split("## Scope")[1].split("\n## ")[0]
-    assert "| `table_main` | 56 | 2 | 0 | 252 | 246 (dataset: cifar10; split: iid)" in scope_part
+    assert "| `table_main` | 56 | 3 | 0 | 252 | 246 (dataset: cifar10; split: iid)" in scope_part
     assert "1.00 h wall time, 2.00 h CPU time over 2 engine jobs" in scope_part
     assert "abc123" in scope_part and '"width": 0.25' in scope_part
