@@ -64,6 +64,11 @@ def _k(key: tuple) -> tuple:
     return tuple(None if isinstance(x, float) and np.isnan(x) else x for x in key)
 
 
+def _static_fedrolex_pair(a: str, b: str) -> bool:
+    """FedRolex and HeteroFL variants of the same kind (base, +Aux, +Aux+GMR): `fedrolex_aux` vs `heterofl_aux`."""
+    return {a, b} == {a.replace("heterofl", "fedrolex"), a.replace("fedrolex", "heterofl")} and a != b
+
+
 def identical_cells(table: pd.DataFrame) -> dict[tuple, str]:
     """Cell key (CELL_KEYS of metrics) -> "identical to <label>" for cells whose curves equal another's."""
     import metrics as M
@@ -88,7 +93,7 @@ def identical_cells(table: pd.DataFrame) -> dict[tuple, str]:
             for b in cells[:i]:
                 if by_cell[a] == by_cell[b]:
                     note = ""
-                    if {a[method_idx], b[method_idx]} == {"fedrolex", "heterofl"} \
+                    if _static_fedrolex_pair(a[method_idx], b[method_idx]) \
                             and a[fields.index("dataset")] in STATIC_FEDROLEX \
                             and a[fields.index("semantics")] == "released":
                         note = " by construction (B11)"

@@ -56,6 +56,9 @@ def test_identical_curves_are_named_and_explained_for_released_fedrolex():
     assert flags["FedRolex"] == "identical to HeteroFL by construction (B11)"
     assert flags["HeteroFL"] == "identical to FedRolex by construction (B11)"
     assert flags["FjORD"] == ""
+    assert health._static_fedrolex_pair("fedrolex_aux", "heterofl_aux")
+    assert not health._static_fedrolex_pair("fedrolex_aux", "heterofl")
+    assert not health._static_fedrolex_pair("fjord", "heterofl")
 
 
 def test_comparison_shows_flags_acc_at_end_seed_interval_and_no_delta_for_stand_ins():

@@ -53,7 +53,8 @@ def scope_info(config: dict, grids: dict[str, dict], cells: pd.DataFrame) -> dic
         subset = dict((config.get("subset") or {}).get("all") or {})
         subset.update((config.get("subset") or {}).get(name) or {})
         dropped = {}
-        for field in G.SUBSET_FIELDS:
+        # Only the fields the subset filters: other fields (e.g. patience) differ only as a consequence.
+        for field in (f for f in G.SUBSET_FIELDS if f in subset):
             values = {_as_text(f[field]) for f in full}
             left = {_as_text(v) for v in kept[field]}
             dropped[field] = sorted(values - left)
