@@ -24,6 +24,7 @@ import gzip
 import logging
 import re
 import sysconfig
+import zlib
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -75,7 +76,7 @@ def read_changelogs(root: Path) -> dict[str, list[str]]:
         try:
             with gzip.open(f, "rt", encoding="utf-8", errors="replace") as fh:
                 text = fh.read()
-        except (OSError, EOFError) as exc:
+        except (OSError, EOFError, zlib.error) as exc:
             log.warning("skipping unreadable %s: %s", f, exc)
             continue
         for author, sentences in parse_changelog(text):

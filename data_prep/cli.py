@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import math
 import sys
 from pathlib import Path
 
@@ -52,8 +53,17 @@ def _parser() -> argparse.ArgumentParser:
     return p
 
 
+def _overlap(a: Path, b: Path) -> bool:
+    """True when one path is the other or lies inside it."""
+    a, b = Path(a).resolve(), Path(b).resolve()
+    return a == b or a.is_relative_to(b) or b.is_relative_to(a)
+
+
 def _prepare(a: argparse.Namespace) -> None:
     pr = preparers()[a.dataset]
+    # Replacing --out must never delete the source: refuse it as --out or inside --out.
+    if a.source and Path(a.source).resolve().is_relative_to(Path(a.out).resolve()):
+        raise DataError(f"--source {a.source} lies in --out {a.out}; write the prepared data elsewhere")
     # Check the source before anything is written, so a missing file leaves no directory behind.
     pr.check(a)
     with staged_dir(a.out) as tmp:
@@ -65,9 +75,17 @@ def _partition(a: argparse.Namespace) -> None:
     from . import partition as P
     from .manifest import load_prepared
 
+    if _overlap(a.data, a.out):
+        raise DataError(f"--out {a.out} and --data {a.data} overlap; write the partition elsewhere")
     data = load_prepared(a.data)
     n = len(data.train_x)
     labels = data.train_y
+    if not 1 <= a.num_clients <= n:
+        raise DataError(f"--num-clients {a.num_clients}: expected 1 to {n} (the number of training samples)")
+    if not (math.isfinite(a.alpha) and 1e-6 <= a.alpha <= 1e6):
+        raise DataError(f"--alpha {a.alpha}: expected a finite concentration in [1e-6, 1e6]")
+    if not 0 <= a.seed < 2**32:
+        raise DataError(f"--seed {a.seed}: expected 0 to 2**32-1")
     if a.scheme == "dirichlet":
         if labels is None:
             raise DataError(f"{a.data} is a language-model dataset: the dirichlet scheme needs class labels")
@@ -79,6 +97,9 @@ def _partition(a: argparse.Namespace) -> None:
     else:
         if data.train_group is None:
             raise DataError(f"{a.data} has no train_group.npy: the natural scheme needs writer/user groups")
+        groups = int(data.train_group.max()) + 1 if len(data.train_group) else 0
+        if a.num_clients > groups:
+            raise DataError(f"--num-clients {a.num_clients}: {a.data} has only {groups} writer/user groups")
         parts = P.natural(data.train_group, a.num_clients)
     meta = {
         "dataset": data.name,

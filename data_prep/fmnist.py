@@ -14,6 +14,7 @@ from __future__ import annotations
 import argparse
 import gzip
 import logging
+import zlib
 from pathlib import Path
 from typing import Any
 
@@ -38,8 +39,11 @@ HOW = "install Debian's dataset-fashion-mnist (apt-get install dataset-fashion-m
 def read_idx(path: Path) -> np.ndarray:
     """Read an IDX file (optionally gzipped) into a uint8 array (magic 2049 labels / 2051 images)."""
     opener = gzip.open if path.suffix == ".gz" else open
-    with opener(path, "rb") as f:
-        raw = f.read()
+    try:
+        with opener(path, "rb") as f:
+            raw = f.read()
+    except (EOFError, OSError, zlib.error) as exc:  # truncated or corrupt gzip (BadGzipFile is an OSError)
+        raise DataError(f"{path} cannot be read ({type(exc).__name__}: {exc}); replace it ({HOW})") from None
     if len(raw) < 8 or raw[0] != 0 or raw[1] != 0 or raw[2] != 0x08:
         raise DataError(f"{path} is not an unsigned-byte IDX file; replace it ({HOW})")
     ndim = raw[3]
