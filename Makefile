@@ -2,8 +2,6 @@
 PY ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
-export HF_HUB_OFFLINE := 1
-export HF_DATASETS_OFFLINE := 1
 
 .PHONY: setup test demo fmnist lint bench clean
 
@@ -22,11 +20,17 @@ demo: setup fmnist  ## prepare offline stand-in data and run the demo grid end t
 	$(BIN)/snakemake --workflow-profile profiles/demo --cores 2
 	@echo "report: results/demo/report.md"
 
-# Fashion-MNIST for the demo comes from Debian's dataset-fashion-mnist (root + apt), if not already there.
-fmnist:
-	@test -d /usr/share/datasets/fashion-mnist || { [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null && \
-	  apt-get update -q && apt-get install -y -q dataset-fashion-mnist; } || \
-	  echo "note: install dataset-fashion-mnist, or run: $(BIN)/python -m data_prep prepare fmnist --download --out resources/fmnist"
+# Fashion-MNIST for the demo (prepared into resources/fmnist, where the demo profile reads it): Debian's
+# dataset-fashion-mnist when it is there or apt can install it (root), else torchvision's download. When
+# neither works, stop here with one line instead of failing minutes later inside a Snakemake job.
+FMNIST_HELP := install Debian's dataset-fashion-mnist, or run on a machine with network: $(BIN)/python -m data_prep prepare fmnist --download --out resources/fmnist
+fmnist: setup
+	@test -f resources/fmnist/manifest.json || test -d /usr/share/datasets/fashion-mnist || \
+	  { [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null && \
+	    apt-get update -q && apt-get install -y -q dataset-fashion-mnist; } || \
+	  { echo "fmnist: no Debian package here; downloading Fashion-MNIST into resources/fmnist"; \
+	    $(BIN)/python -m data_prep prepare fmnist --download --out resources/fmnist; } || \
+	  { echo "make demo: no Fashion-MNIST data; $(FMNIST_HELP)" >&2; exit 2; }
 
 lint: setup
 	$(BIN)/ruff check fedgmr data_prep tests benchmarks paper_figures
