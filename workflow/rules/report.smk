@@ -4,6 +4,8 @@
 
 from scope import scope_info  # workflow/lib (on sys.path via common.smk)
 
+PAPER_HELPERS = [f"paper_figures/{m}.py" for m in ("common", "metrics", "health", "curves", "style")]
+
 
 rule collect:
     input:
@@ -35,6 +37,8 @@ for _out_id, _experiment in OUTPUTS.items():
             cells=cells_of(_experiment),
             reference=REFERENCE,
             script=f"paper_figures/{_out_id}.py",
+            # Shared modules of the scripts: a change in the metric or the flags redraws every output.
+            helpers=PAPER_HELPERS,
         output:
             report(
                 paper_output_files(_out_id)[-1],
@@ -78,6 +82,7 @@ rule claims:
         claims="config/claims.yaml",
         reference=REFERENCE,
         script="paper_figures/claims.py",
+        helpers=PAPER_HELPERS,
     output:
         csv=f"{RESULTS}/tables/claims.csv",
         md=f"{RESULTS}/tables/claims.md",
@@ -103,6 +108,7 @@ rule report_md:
         scope=f"{RESULTS}/scope.json",
         reference=REFERENCE,
         script="paper_figures/report.py",
+        helpers=PAPER_HELPERS + ["paper_figures/claims.py"],
     output:
         report(f"{RESULTS}/report.md", category="Report"),
     log:
