@@ -241,3 +241,19 @@ def test_two_concurrent_runs_one_refused(tmp_path):
     assert first.returncode == 0, err1
     assert second.returncode == 2 and "in use by another" in err2 and len(err2.strip().splitlines()) == 1
     assert (out / "metrics.csv").is_file() and not (out / LOCK_NAME).exists()
+
+
+def test_finished_run_on_other_data_is_not_taken_as_done(tmp_path, capsys):
+    import json
+
+    from fedgmr.config import load_raw, resolve_config, run_id
+
+    out = tmp_path / "out"
+    out.mkdir()
+    cfg = resolve_config(load_raw(TINY))
+    info = {"status": "complete", "run_id": run_id(cfg), "data_sha256": "0" * 64}
+    (out / "run.json").write_text(json.dumps(info))
+    (out / "metrics.csv").write_text("tick\n")
+    assert main(["run", str(TINY), "--out", str(out), "--no-progress"]) == 2
+    assert "other prepared data" in _one_line(capsys, "--out")
+    assert json.loads((out / "run.json").read_text()) == info  # left as it was
