@@ -73,6 +73,8 @@ class Job:
         seed: seeds this client's dropout.
         out: optional flat tensor to write the upload into.
         model_attrs: model attributes to set for this job (e.g. ``{"scaler": 0.5}``, the HeteroFL scaler).
+        gates: released bias gating (``fedgmr.bias_gating``): (bias name, bool gate per output unit);
+            a gated bias keeps its value but neither emits nor receives a gradient.
     """
 
     start: torch.Tensor
@@ -84,6 +86,21 @@ class Job:
     seed: int
     out: torch.Tensor | None = None
     model_attrs: dict[str, Any] = field(default_factory=dict)
+    gates: list | None = None
+
+    def trainer_kwargs(self) -> dict[str, Any]:
+        """The job as the keyword arguments of ``Trainer.train`` (the sequential path)."""
+        return dict(
+            start=self.start,
+            mask=self.mask,
+            momentum_buf=self.momentum_buf,
+            batches=self.batches,
+            lr=self.lr,
+            remask=self.remask,
+            seed=self.seed,
+            out=self.out,
+            gates=self.gates,
+        )
 
 
 # ---------------------------------------------------------------------------------------------
@@ -154,9 +171,7 @@ class _Replica:
             gen = torch.Generator(device=self.trainer.work.device).manual_seed(job.seed)
         for d in self.dropouts:
             d.generator = gen
-        return self.trainer.train(
-            job.start, job.mask, job.momentum_buf, job.batches, job.lr, job.remask, job.seed, out=job.out
-        )
+        return self.trainer.train(**job.trainer_kwargs())
 
 
 def _check_same_layout(a: FlatLayout, b: FlatLayout) -> None:
@@ -357,11 +372,28 @@ class _VmapGroups:
         bnames = [names[k] for k in self.buffer_idx]
         noise = self.noise
         model = self.model
+        # Released bias gating: the forward multiplies a gated bias by its gate, so a silent unit's bias
+        # keeps its value and gets no gradient, as in Trainer.train. Jobs without gates use ones.
+        gnames = sorted({name for j in jobs for name, _ in (j.gates or [])})
+        gv = []
+        for name in gnames:
+            shape = self.layout.by_name[name].shape
+            per_job = [dict(j.gates or []).get(name) for j in jobs]
+            gv.append(
+                torch.stack(
+                    [
+                        torch.ones(shape, device=device, dtype=dtype) if g is None else g.to(dtype)
+                        for g in per_job
+                    ]
+                )
+            )
 
-        def forward(pv, bv, client, x):
+        def forward(pv, bv, gates, client, x):
             noise.client = client
             state = dict(zip(pnames, pv))
             state.update(zip(bnames, bv))
+            for name, g in zip(gnames, gates):
+                state[name] = state[name] * g
             return functional_call(model, state, (x,))
 
         batched = vmap(forward, randomness="same" if self.has_dropout else "error")
@@ -380,7 +412,7 @@ class _VmapGroups:
                     torch._foreach_mul_(w, m)
             for p in params:
                 p.grad = None
-            logits = batched(params, [w[k] for k in self.buffer_idx], clients, x)
+            logits = batched(params, [w[k] for k in self.buffer_idx], gv, clients, x)
             # Each client's own loss; their sum's gradient w.r.t. client c's weights is client c's gradient.
             loss = sum(tr.loss(logits[i], y[i]) for i in range(c))
             loss.backward()
@@ -501,9 +533,7 @@ class GroupTrainer:
     def _sequential(self, job: Job) -> torch.Tensor:
         for k, v in job.model_attrs.items():
             setattr(self.trainer.model, k, v)
-        return self.trainer.train(
-            job.start, job.mask, job.momentum_buf, job.batches, job.lr, job.remask, job.seed, out=job.out
-        )
+        return self.trainer.train(**job.trainer_kwargs())
 
     def _threads_run(self, jobs: list[Job]) -> list[torch.Tensor]:
         if self.workers == 1:
@@ -550,7 +580,16 @@ def _keep_global_rng(device: torch.device):
 
 def _with_batches(job: Job, batches: list) -> Job:
     return Job(
-        job.start, job.mask, job.momentum_buf, batches, job.lr, job.remask, job.seed, job.out, job.model_attrs
+        job.start,
+        job.mask,
+        job.momentum_buf,
+        batches,
+        job.lr,
+        job.remask,
+        job.seed,
+        job.out,
+        job.model_attrs,
+        job.gates,
     )
 
 

@@ -16,12 +16,13 @@ from __future__ import annotations
 import logging
 import math
 
-import numpy as np
 import torch
 
 from fedgmr.aggregation import AGGREGATORS, buffer_average
+from fedgmr.batched import GroupTrainer, Job
 from fedgmr.bias_gating import apply_gates, gated_layers, unit_gates
 from fedgmr.data import Batcher, IndexStream, load_dataset
+from fedgmr.evaluation import Evaluator
 from fedgmr.flat import flatten_module
 from fedgmr.masks import NestedMasks
 from fedgmr.methods.registry import METHODS
@@ -33,7 +34,7 @@ from fedgmr.restoration import Restoration, RestorationConfig, fully_restored
 from fedgmr.seeds import Purpose, derive
 from fedgmr.staleness import Staleness
 from fedgmr.state import RunState, delegate_state
-from fedgmr.training import Trainer, evaluate, lr_at
+from fedgmr.training import Trainer, lr_at
 
 log = logging.getLogger(__name__)
 
@@ -80,6 +81,12 @@ class Simulation:
         self.layout_prunable = self.layout.prunable.to(self.device)
         self.trainer = Trainer(
             self.model, self.layout, self.work, tr["loss"], tr["momentum"], tr["weight_decay"]
+        )
+        # Clients of one iteration train together unless run.batch_clients is false (then one after
+        # another on this trainer: the reference path the goldens freeze).
+        self.group = GroupTrainer(self.trainer) if cfg["run"]["batch_clients"] else None
+        self.evaluator = Evaluator(
+            self.model, self.work, self.data, self.batcher, cfg["evaluation"]["batch_size"], tr["loss"]
         )
         # Released bp models silence the biases of output units without an active weight (§4.4).
         gate = self.switch("bias_gating") and m["variant"] == "bp"
@@ -141,8 +148,13 @@ class Simulation:
             self.method.rebuild_masks(self)  # clean: masks exist before round 0 (B12)
         self.streams = [IndexStream(p, self.seed, i) for i, p in enumerate(self.data.clients)]
         self.finished = False
-        # Work actually done, for benchmarks: local SGD steps and evaluation forward passes.
-        self.counters = {"steps": 0, "eval_passes": 0, "eval_samples": 0}
+        self.local_steps_done = 0  # local SGD steps actually run, for benchmarks
+
+    @property
+    def counters(self) -> dict:
+        """Work actually done, for benchmarks: local SGD steps and evaluation passes and samples."""
+        ev = self.evaluator
+        return {"steps": self.local_steps_done, "eval_passes": ev.passes, "eval_samples": ev.samples}
 
     # ---- small helpers used by methods ----------------------------------------------------------
     def switch(self, name: str):
@@ -165,62 +177,51 @@ class Simulation:
             normalize_by_layer_mean=self.profile.normalize_by_layer_mean,
         )
 
-    def train_locally(self, client: int, start: torch.Tensor, mask: torch.Tensor | None) -> torch.Tensor:
+    # ---- client work ---------------------------------------------------------------------------
+    def make_job(self, client: int, start: torch.Tensor, mask: torch.Tensor | None) -> Job:
+        """One client's local training as a pure job: start weights, mask, momentum, LR, its batches and
+        seeds. Training it changes nothing but the job's momentum buffer and output."""
         tn = self.net.train_number[client]
         gen = torch.Generator().manual_seed(derive(self.seed, Purpose.BATCH_AUGMENT, client, tn))
         stream = self.streams[client]
+        # Drawn lazily in job order by whoever trains the job (each client has its own stream and
+        # generator, so the batches do not depend on that order).
         batches = (
             self.batcher.train_batch(stream.next(self.batch_size), gen) for _ in range(self.local_steps)
         )
-        remask = (not self.switch("value_coverage")) or self.profile.remask_every_step
-        self.counters["steps"] += self.local_steps
+        self.local_steps_done += self.local_steps
         self.client_masks[client] = mask
         gates = None
         if self.gated and mask is not None:
             gates = [(g.bias.name, u) for g, u in zip(self.gated, unit_gates(mask, self.gated))]
-        return self.trainer.train(
-            start,
-            mask,
-            self.momentum[client],
-            batches,
-            self.client_lr[client],
-            remask=remask,
+        return Job(
+            start=start,
+            mask=mask,
+            momentum_buf=self.momentum[client],
+            batches=batches,
+            lr=self.client_lr[client],
+            remask=(not self.switch("value_coverage")) or self.profile.remask_every_step,
             seed=derive(self.seed, Purpose.DROPOUT, client, tn),
             # The previous upload of this client was merged when it arrived; its buffer is free again.
             out=self.uploads[client],
             gates=gates,
         )
 
-    # ---- evaluation ------------------------------------------------------------------------------
-    def _eval_batches(self, x: np.ndarray, y: np.ndarray | None):
-        bs = self.cfg["evaluation"]["batch_size"]
-        d = self.data
-        for s in range(0, len(x), bs):
-            if d.task == "image":
-                yield (
-                    self.batcher.images(x[s : s + bs]),
-                    torch.from_numpy(np.asarray(y[s : s + bs], dtype=np.int64)).to(self.device),
-                )
-            else:
-                tok = torch.from_numpy(np.asarray(x[s : s + bs], dtype=np.int64)).to(self.device)
-                yield tok[:, :-1], tok[:, 1:]
+    def train_jobs(self, jobs: list[Job]) -> list[torch.Tensor]:
+        """Train jobs together (``run.batch_clients``, ``fedgmr.batched``) or one after another."""
+        if self.group is not None:
+            return self.group.train(jobs)
+        return [self.trainer.train(**job.trainer_kwargs()) for job in jobs]
 
+    def train_locally(self, client: int, start: torch.Tensor, mask: torch.Tensor | None) -> torch.Tensor:
+        """One client's K local steps, now (methods that train their clients themselves use it)."""
+        return self.trainer.train(**self.make_job(client, start, mask).trainer_kwargs())
+
+    # ---- evaluation ------------------------------------------------------------------------------
     def evaluate(self, weights: torch.Tensor, split: str = "test", client: int | None = None):
-        d = self.data
-        if split == "test":
-            x, y = d.test_x, d.test_y
-        else:  # held-out validation data of one client, or of all clients
-            idx = d.val[client] if client is not None else np.concatenate(d.val)
-            idx = np.sort(idx)
-            x, y = d.train_x[idx], (None if d.train_y is None else d.train_y[idx])
-        if len(x) == 0:
-            return math.nan, math.nan
-        self.counters["eval_passes"] += 1
-        self.counters["eval_samples"] += len(x)
-        weights = self.method.eval_weights(self, weights)  # e.g. FIARSE's released threshold forward (B3)
-        return evaluate(
-            self.model, self.work, weights, self._eval_batches(x, y), d.task, self.cfg["training"]["loss"]
-        )
+        """(accuracy, loss) of ``weights`` as the method's forward computes with them (FIARSE's released
+        threshold forward, B3, transforms them first)."""
+        return self.evaluator(self.method.eval_weights(self, weights), split, client)
 
     # ---- the loop --------------------------------------------------------------------------------
     def finished_by_limits(self) -> bool:
@@ -237,11 +238,19 @@ class Simulation:
         tick = r % self.sched["interval"] == 0 and r != self.last_tick_round
         m.on_round(self, r, tick)
 
-        # A. local training
+        # A. local training: the clients' work as jobs, trained together where the method allows it
+        jobs, owners = [], []
         for i in trained:
             start, mask = self.pending.pop(i, None) or m.client_start(self, i)
-            self.uploads[i], self.coverage[i] = m.local_update(self, i, start, mask)
+            job = m.make_job(self, i, start, mask)
+            if job is None:  # the method trains this client itself
+                self.uploads[i], self.coverage[i] = m.local_update(self, i, start, mask)
+            else:
+                jobs.append(job)
+                owners.append((i, mask))
             self.upload_mb += S * self.densities[i]
+        for (i, mask), upload in zip(owners, self.train_jobs(jobs)):
+            self.uploads[i], self.coverage[i] = m.finish_job(self, i, upload, mask)
 
         # B/C. uploads and deadline
         arrivals = self.net.collect(self.densities)

@@ -15,7 +15,6 @@ Masking (reference §4.4):
 
 from __future__ import annotations
 
-import math
 from collections.abc import Callable
 from functools import partial
 
@@ -170,33 +169,3 @@ class Trainer:
         if out is not None:
             return out.copy_(w)  # reuse the client's previous upload buffer: no 4-byte-per-weight allocation
         return w.clone()
-
-
-@torch.inference_mode()
-def evaluate(
-    model: nn.Module, work: torch.Tensor, weights: torch.Tensor, batches, task: str, loss: str
-) -> tuple[float, float]:
-    """Accuracy and mean loss of ``weights`` over the evaluation batches.
-
-    Image tasks: top-1 accuracy. Language modelling: top-5 next-token accuracy over non-pad targets,
-    ``<unk>`` counted (reference §8.3, B23).
-    """
-    work.copy_(weights)
-    model.eval()
-    correct = total = 0
-    loss_sum, loss_n = 0.0, 0
-    for x, y in batches:
-        out = model(x)
-        loss_sum += float(loss_fn(loss, out, y)) * len(y)
-        loss_n += len(y)
-        if task == "image":
-            correct += int((out.argmax(1) == y).sum())
-            total += len(y)
-        else:
-            top5 = out.topk(5, dim=-1).indices
-            hit = (top5 == y.unsqueeze(-1)).any(-1)
-            valid = y != 0
-            correct += int((hit & valid).sum())
-            total += int(valid.sum())
-    acc = correct / total if total else 0.0
-    return acc, (loss_sum / loss_n if loss_n else math.nan)

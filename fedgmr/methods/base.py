@@ -21,6 +21,7 @@ import torch
 from fedgmr.config import ConfigError
 
 if TYPE_CHECKING:
+    from fedgmr.batched import Job
     from fedgmr.simulation import Simulation
 
 
@@ -90,14 +91,28 @@ class Method:
         return sim.global_w, self.client_mask(sim, sim.densities[client])
 
     # ---- local training ------------------------------------------------------------------------
-    def local_update(
+    def make_job(
         self, sim: "Simulation", client: int, start: torch.Tensor, mask: torch.Tensor | None
+    ) -> "Job | None":
+        """The client's local training as a job the loop trains together with the others, or None when
+        this method trains its clients itself (it overrides :meth:`local_update`)."""
+        if type(self).local_update is not Method.local_update:
+            return None
+        return sim.make_job(client, start, mask)
+
+    def finish_job(
+        self, sim: "Simulation", client: int, upload: torch.Tensor, mask: torch.Tensor | None
     ) -> tuple[torch.Tensor, torch.Tensor | None]:
-        """Train K local steps; return (upload, coverage). coverage None = everything covered."""
-        upload = sim.train_locally(client, start, mask)
+        """(upload, coverage) from a trained job. coverage None = everything covered."""
         if sim.switch("value_coverage"):
             return upload, upload != 0  # released: coverage detected by value, every tensor (§6)
         return upload, mask
+
+    def local_update(
+        self, sim: "Simulation", client: int, start: torch.Tensor, mask: torch.Tensor | None
+    ) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """Train K local steps now; return (upload, coverage)."""
+        return self.finish_job(sim, client, sim.train_locally(client, start, mask), mask)
 
     # ---- evaluation ----------------------------------------------------------------------------
     def eval_weights(self, sim: "Simulation", weights: torch.Tensor) -> torch.Tensor:
