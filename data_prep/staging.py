@@ -35,7 +35,8 @@ def _own_files(out: Path) -> set[str] | None:
             files = json.loads((out / "manifest.json").read_text()).get("files", {})
         except (OSError, ValueError, AttributeError):
             return None
-        return {"manifest.json", *files} if isinstance(files, dict) else None
+        # .verified.json: the loader's marker that the checksums matched once (data_prep.manifest).
+        return {"manifest.json", ".verified.json", *files} if isinstance(files, dict) else None
     if (out / "partition.json").is_file():
         return set(_PARTITION_FILES)
     return None

@@ -56,3 +56,29 @@ def test_missing_file_and_missing_manifest(tmp_path):
         load_prepared(out)
     with pytest.raises(DataError, match="manifest.json is missing"):
         load_prepared(tmp_path / "nowhere")
+
+
+
+def test_checksums_verified_once_then_trusted_until_a_file_changes(tmp_path, monkeypatch):
+    """A prepared dataset is hashed by the first load, not by every run (issue 9); a file that changed
+    since (new size or modification time) is hashed again and refused."""
+    import os
+
+    from data_prep import manifest as M
+
+    out, _ = _write_image(tmp_path)
+    calls = []
+    real = M.sha256_file
+    monkeypatch.setattr(M, "sha256_file", lambda p, *a, **k: calls.append(p) or real(p, *a, **k))
+    load_prepared(out)
+    first = len(calls)
+    assert first == 5 and (out / M.VERIFIED).is_file()
+    load_prepared(out)
+    assert len(calls) == first, "the second load re-hashed unchanged files"
+    f = out / "train_y.npy"
+    data = bytearray(f.read_bytes())
+    data[-1] ^= 1
+    f.write_bytes(bytes(data))
+    os.utime(f, ns=(1, 1))
+    with pytest.raises(DataError, match=r"train_y\.npy"):
+        load_prepared(out)
