@@ -72,9 +72,16 @@ def _load_source(cfg: dict):
 
 
 def _partition(cfg: dict, src) -> list[np.ndarray]:
+    ds, n = cfg["dataset"], cfg["clients"]["num"]
+    try:
+        return _partition_indices(cfg, src, ds, n)
+    except ValueError as exc:  # the partitioner's own checks (e.g. more clients than natural groups)
+        raise ConfigError(f"dataset.partition: {exc}") from None
+
+
+def _partition_indices(cfg: dict, src, ds: dict, n: int):
     from data_prep import partition as P
 
-    ds, n = cfg["dataset"], cfg["clients"]["num"]
     if ds["partition_file"]:
         return P.read_partition(ds["partition_file"])
     if ds["partition"] == "iid":
@@ -106,7 +113,8 @@ def load_dataset(cfg: dict, profile_augment: str) -> FedData:
                 parts[i] = np.sort(p[perm[k:]])
     if any(len(p) == 0 for p in parts):
         empty = [i for i, p in enumerate(parts) if len(p) == 0]
-        raise ConfigError(f"clients.num: clients {empty} received no training data from the partition")
+        shown = ", ".join(map(str, empty[:5])) + (f" and {len(empty) - 5} more" if len(empty) > 5 else "")
+        raise ConfigError(f"clients.num: {len(empty)} clients ({shown}) received no training data")
     test_x, test_y = src.test_x, src.test_y
     max_test = cfg["evaluation"]["max_test"]
     if max_test is not None and len(test_x) > max_test:
