@@ -214,6 +214,13 @@ SCHEMA: dict[str, Any] = {
         "standard_clients": (None, ("released", "tier", None)),  # B28
         "released_startup": (None, (bool, type(None))),  # B29
         "bias_gating": (None, (bool, type(None))),  # §4.4: bp layers gate biases of unmasked units
+        "startup_tiers": (None, (bool, type(None))),  # §5: the floor rho_min applies from the first tick
+        "sorted_shards": (None, (bool, type(None))),  # §2.3: Dirichlet shards in class order, by size
+        "fedrolex_static": (None, (bool, type(None))),  # B11: FedRolex windows static / tick-rolling
+        "fiarse_threshold_layers": (None, (bool, type(None))),  # B3: FIARSE's shared 2 % threshold
+        "fjord_width_cycling": (None, (bool, type(None))),  # B20: deterministic width cycle per step
+        "scaler_lost_on_rebuild": (None, (bool, type(None))),  # B21: HeteroFL scaler lost after a rebuild
+        "promotions_wait_for_begin_save": (None, (bool, type(None))),  # §5: PRR/FJT gate client promotions
     },
     "run": {
         "checkpoint_every": (4, (int, 1, 10**6)),
@@ -239,6 +246,13 @@ SWITCH_VALUES = {
         standard_clients="released",
         released_startup=True,
         bias_gating=True,
+        startup_tiers=True,
+        sorted_shards=True,
+        fedrolex_static=True,
+        fiarse_threshold_layers=True,
+        fjord_width_cycling=True,
+        scaler_lost_on_rebuild=True,
+        promotions_wait_for_begin_save=True,
     ),
     "clean": dict(
         phantom_arrivals=False,
@@ -252,6 +266,13 @@ SWITCH_VALUES = {
         standard_clients="tier",
         released_startup=False,
         bias_gating=False,
+        startup_tiers=False,
+        sorted_shards=False,
+        fedrolex_static=False,
+        fiarse_threshold_layers=False,
+        fjord_width_cycling=False,
+        scaler_lost_on_rebuild=False,
+        promotions_wait_for_begin_save=False,
     ),
 }
 

@@ -95,7 +95,9 @@ def _partition_indices(cfg: dict, src, ds: dict, n: int):
         if src.train_group is None:
             raise ConfigError(f"dataset.partition: {ds['name']!r} has no labels or user groups for non-IID")
         return P.natural(src.train_group, n)
-    return P.dirichlet(labels, n, ds["alpha"], cfg["seed"], semantics=cfg["semantics"])
+    # Released shards are cut in class order and sorted by size; clean ones are shuffled (§2.3).
+    order = "released" if cfg["switches"]["sorted_shards"] else "clean"
+    return P.dirichlet(labels, n, ds["alpha"], cfg["seed"], semantics=order)
 
 
 def load_dataset(cfg: dict, profile_augment: str) -> FedData:

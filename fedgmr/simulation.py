@@ -138,6 +138,7 @@ class Simulation:
                 ladder=tuple(sorted({float(t) for t in cfg["clients"]["tiers"]})),
                 time_points=tuple(rs["time_points"]),
                 time_ladder=tuple(rs["time_ladder"]),
+                **self.method.restoration_options(cfg),
             ),
             list(self.densities),
             rs["min_density"],

@@ -61,10 +61,15 @@ class Method:
     def initial_densities(self, cfg: dict, tiers: list[float]) -> list[float]:
         """Tier densities; as released the floor rho_min is applied at the first tick (GMR floors
         every client to it), in clean semantics from the start."""
-        if cfg["semantics"] == "released":
+        if cfg["switches"]["startup_tiers"]:
             return list(tiers)
         floor = cfg["restoration"]["min_density"]
         return [max(t, floor) for t in tiers]
+
+    def restoration_options(self, cfg: dict) -> dict:
+        """Extra ``RestorationConfig`` settings of this method, fixed for the run (e.g. the width-sliced
+        families' begin_save gate on client promotions). Default: none."""
+        return {}
 
     # ---- per-round hook ------------------------------------------------------------------------
     def on_round(self, sim: "Simulation", round_: int, tick: bool) -> None:

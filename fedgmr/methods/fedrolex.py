@@ -39,7 +39,7 @@ class FedRolexMixin:
     def window_offset(self, sim: "Simulation", client: int) -> int:
         return rolling_offset(
             sim.net.payload_round[client],
-            sim.cfg["semantics"],
+            "released" if sim.switch("fedrolex_static") else "clean",  # B11
             sim.cfg["model"]["name"],
             sim.cfg["schedule"]["interval"],
         )

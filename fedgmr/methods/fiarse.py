@@ -144,7 +144,7 @@ def topk_threshold(w: torch.Tensor, prunable: torch.Tensor, rho: float) -> torch
 class FIARSE(Method):
     # ---- semantics helpers ---------------------------------------------------------------------
     def released(self, sim: "Simulation") -> bool:
-        return sim.cfg["semantics"] == "released"
+        return sim.switch("fiarse_threshold_layers")  # B3
 
     def femnist_aux(self, sim: "Simulation") -> bool:
         """Released FEMNIST `abgmr_`/`gmr_fiarse`: FedGMR's masks, no threshold layers (§1.6)."""
@@ -319,9 +319,6 @@ class FIARSEAux(FIARSE):
     def femnist_aux(self, sim: "Simulation") -> bool:
         return self.released(sim) and sim.cfg["model"]["name"] == "leaf_cnn"
 
-    def on_round(self, sim: "Simulation", round_: int, tick: bool) -> None:
-        super().on_round(sim, round_, tick)
-        sim.restoration.cfg.freeze_after_global = False  # B8 fixed
 
 
 register(

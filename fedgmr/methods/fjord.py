@@ -68,7 +68,7 @@ class FjORDMixin:
     def resolve(self, cfg: dict) -> None:
         super().resolve(cfg)
         if (
-            cfg["semantics"] == "clean"
+            not cfg["switches"]["fjord_width_cycling"]
             and cfg["model"]["name"] == "resnet18"
             and cfg["model"]["norm"] == "bn"
         ):
@@ -84,7 +84,7 @@ class FjORDMixin:
         return None  # FjORD's ordered-dropout models have no HeteroFL scaler
 
     def schedule(self, sim: "Simulation", client: int, rho: float) -> list[float]:
-        if sim.cfg["semantics"] == "released":
+        if sim.switch("fjord_width_cycling"):  # B20
             return released_schedule(rho, sim.local_steps)
         rng = np.random.default_rng([sim.seed, 6, client, sim.net.train_number[client]])
         return sampled_schedule(rho, sim.local_steps, rng)

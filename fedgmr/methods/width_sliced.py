@@ -150,7 +150,7 @@ class WidthSliced(Method):
         name = sim.cfg["model"]["name"]
         if name not in SCALER_MODELS or rho >= 1.0:
             return None
-        if sim.cfg["semantics"] == "released" and rho != sim.tiers[client]:
+        if sim.switch("scaler_lost_on_rebuild") and rho != sim.tiers[client]:
             return None
         if name == "resnet18":
             return rho**0.5
@@ -295,10 +295,9 @@ class WidthSliced(Method):
 class AuxGated(WidthSliced):
     """Width-sliced +Aux(+GMR): as released (`PRR`, `FJT`) client promotions wait for ``begin_save``."""
 
-    def on_round(self, sim: "Simulation", round_: int, tick: bool) -> None:
-        # Pure configuration (derived from the config every round, nothing to checkpoint).
-        sim.restoration.cfg.gate_clients_on_begin_save = sim.cfg["semantics"] == "released"
-        sim.restoration.cfg.freeze_after_global = False  # B8 fixed in both semantics
+    def restoration_options(self, cfg: dict) -> dict:
+        # B8 (GMR frozen after the first global restoration) is fixed in both semantics: the default.
+        return {"gate_clients_on_begin_save": cfg["switches"]["promotions_wait_for_begin_save"]}
 
 
 def register_family(
