@@ -61,6 +61,7 @@ from typing import TYPE_CHECKING
 import torch
 from torch.func import functional_call
 
+from fedgmr.bias_gating import gated_layers
 from fedgmr.masks import NestedMasks
 from fedgmr.methods.base import Method
 from fedgmr.methods.registry import register
@@ -106,19 +107,6 @@ def threshold_layers(model_name: str, layout) -> list:
     return []
 
 
-def bias_layers(layout) -> list[tuple]:
-    """(weight, bias) segment pairs of prunable layers whose bias runs over the weight's output units: the
-    layers whose bias the released ``Bias_*`` classes gate (§4.4)."""
-    out = []
-    for seg in layout.layers:
-        if not seg.name.endswith(".weight"):
-            continue
-        b = layout.by_name.get(seg.name[: -len("weight")] + "bias")
-        if b is not None and not b.is_buffer and b.numel == seg.shape[0]:
-            out.append((seg, b))
-    return out
-
-
 def unit_gate_vector(kept: torch.Tensor, layers: list[tuple], dtype: torch.dtype) -> torch.Tensor:
     """Ones, except 0 on the bias of every output unit without a kept weight (what a gated forward
     multiplies the biases by; it also stops their gradient)."""
@@ -154,7 +142,7 @@ class FIARSE(Method):
         """Layers whose biases the released bp models gate by the layer's forward mask (§4.4, switch
         ``bias_gating``); empty otherwise. For FIARSE that forward mask is the threshold mask."""
         gate = sim.cfg["switches"].get("bias_gating") and sim.cfg["model"].get("variant") == "bp"
-        return bias_layers(sim.layout) if gate else []
+        return [(g.weight, g.bias) for g in gated_layers(sim.layout)] if gate else []
 
     def _dense0(self, sim: "Simulation") -> bool:
         return bool(sim.switch("dense_round0")) and sim.net.round == 0
