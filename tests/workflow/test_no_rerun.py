@@ -9,11 +9,8 @@ import os
 import shutil
 import sys
 
-import pytest
+from tests.workflow.helpers import job_counts, snakemake
 
-from tests.workflow.helpers import REPO, job_counts, snakemake
-
-DATA = REPO / "resources" / "fmnist"
 CONFIG = """
 results: {results}
 resources: {resources}
@@ -31,11 +28,10 @@ run_overrides:
 """
 
 
-@pytest.mark.skipif(not (DATA / "manifest.json").is_file(), reason="needs the prepared stand-in (make demo-data)")
-def test_finished_grid_is_not_replanned_for_other_paths(tmp_path):
+def test_finished_grid_is_not_replanned_for_other_paths(tmp_path, fmnist_data):
     results = tmp_path / "results"
     first, second = tmp_path / "data_a", tmp_path / "data_b"
-    shutil.copytree(DATA, first / "fmnist")
+    shutil.copytree(fmnist_data, first / "fmnist")
     cfg = tmp_path / "cfg.yaml"
     cfg.write_text(CONFIG.format(results=results, resources=first, rounds=4))
     target = f"{results}/tables/main.parquet"
@@ -51,7 +47,7 @@ def test_finished_grid_is_not_replanned_for_other_paths(tmp_path):
     assert "INFO fedgmr.progress: run complete: final acc=" in text, text
 
     # Same data under another path (copied later, so newer), the same Python under another path.
-    shutil.copytree(DATA, second / "fmnist")
+    shutil.copytree(fmnist_data, second / "fmnist")
     (tmp_path / "bin").mkdir()
     other_python = tmp_path / "bin" / "python3"
     os.symlink(sys.executable, other_python)

@@ -9,11 +9,8 @@ import json
 import shutil
 import sys
 
-import pytest
+from tests.workflow.helpers import job_counts, snakemake
 
-from tests.workflow.helpers import REPO, job_counts, snakemake
-
-DATA = REPO / "resources" / "fmnist"
 CONFIG = """
 results: {results}
 resources: {resources}
@@ -37,17 +34,16 @@ exec {python} "$@"
 """
 
 
-def _setup(tmp_path, tolerate, python=sys.executable):
-    shutil.copytree(DATA, tmp_path / "data" / "fmnist")
+def _setup(tmp_path, data, tolerate, python=sys.executable):
+    shutil.copytree(data, tmp_path / "data" / "fmnist")
     cfg = tmp_path / "cfg.yaml"
     cfg.write_text(CONFIG.format(results=tmp_path / "results", resources=tmp_path / "data", python=python,
                                  tolerate=str(tolerate).lower()))
     return cfg, f"{tmp_path}/results/tables/main.parquet"
 
 
-@pytest.mark.skipif(not (DATA / "manifest.json").is_file(), reason="needs the prepared stand-in (make demo-data)")
-def test_engine_error_is_recorded_when_tolerated(tmp_path):
-    cfg, target = _setup(tmp_path, tolerate=True)
+def test_engine_error_is_recorded_when_tolerated(tmp_path, fmnist_data):
+    cfg, target = _setup(tmp_path, fmnist_data, tolerate=True)
     (tmp_path / "data" / "fmnist" / "train_x.npy").write_bytes(b"not an array")  # the engine refuses the data
     proc = snakemake("--configfile", str(cfg), "--cores", "1", "--nolock", target, timeout=600)
     assert proc.returncode == 0, proc.stdout[-3000:]
@@ -58,12 +54,11 @@ def test_engine_error_is_recorded_when_tolerated(tmp_path):
     assert "failed" in cells
 
 
-@pytest.mark.skipif(not (DATA / "manifest.json").is_file(), reason="needs the prepared stand-in (make demo-data)")
-def test_killed_run_is_retried_not_recorded(tmp_path):
+def test_killed_run_is_retried_not_recorded(tmp_path, fmnist_data):
     fake = tmp_path / "oom-python"
     fake.write_text(OOM_PYTHON.format(python=sys.executable))
     fake.chmod(0o755)
-    cfg, target = _setup(tmp_path, tolerate=True, python=fake)
+    cfg, target = _setup(tmp_path, fmnist_data, tolerate=True, python=fake)
     proc = snakemake("--configfile", str(cfg), "--cores", "1", "--nolock", target, timeout=600)
     assert proc.returncode != 0, proc.stdout[-3000:]
     assert not list((tmp_path / "results" / "runs").glob("*/run.json"))  # nothing recorded as failed
