@@ -30,7 +30,7 @@ from fedgmr.runner import run  # noqa: E402
 from fedgmr.training import loss_fn  # noqa: E402
 
 
-def config(rounds: int, width: float) -> dict:
+def config(rounds: int, width: float, batch: bool = True) -> dict:
     return resolve_config(
         {
             "method": "fedgmr",
@@ -43,7 +43,7 @@ def config(rounds: int, width: float) -> dict:
             "model": {"width": width},
             "training": {"local_steps": 5, "batch_size": 20},
             "schedule": {"interval": 25, "max_rounds": rounds},
-            "run": {"progress": False},
+            "run": {"progress": False, "batch_clients": batch},
         }
     )
 
@@ -74,9 +74,12 @@ def main() -> None:
     ap.add_argument("--rounds", type=int, default=50)
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--width", type=float, default=1.0)
+    ap.add_argument(
+        "--sequential", action="store_true", help="train clients one after another (run.batch_clients: false)"
+    )
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
-    cfg = config(args.rounds, args.width)
+    cfg = config(args.rounds, args.width, batch=not args.sequential)
     with tempfile.TemporaryDirectory() as tmp:
         t0 = time.perf_counter()
         sim = run(cfg, Path(tmp) / "run", progress=False)
