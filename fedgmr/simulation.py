@@ -39,11 +39,6 @@ from fedgmr.training import Trainer, lr_at
 log = logging.getLogger(__name__)
 
 
-def _seed(*parts: int) -> int:
-    """Kept for callers of the old name: ``fedgmr.seeds.derive`` with a numeric purpose."""
-    return derive(parts[0], Purpose(parts[1]), *parts[2:])
-
-
 @delegate_state
 class Simulation:
     """One run's wiring (data, model, clock, staleness, restoration, method) and its event loop.

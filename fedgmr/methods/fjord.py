@@ -37,6 +37,7 @@ import torch
 from fedgmr.config import ConfigError
 from fedgmr.methods.registry import register
 from fedgmr.methods.width_sliced import AuxGated, WidthSliced
+from fedgmr.seeds import Purpose, words
 
 if TYPE_CHECKING:
     from fedgmr.simulation import Simulation
@@ -86,7 +87,7 @@ class FjORDMixin:
     def schedule(self, sim: "Simulation", client: int, rho: float) -> list[float]:
         if sim.switch("fjord_width_cycling"):  # B20
             return released_schedule(rho, sim.local_steps)
-        rng = np.random.default_rng([sim.seed, 6, client, sim.net.train_number[client]])
+        rng = np.random.default_rng(words(sim.seed, Purpose.FJORD_WIDTHS, client, sim.net.train_number[client]))
         return sampled_schedule(rho, sim.local_steps, rng)
 
     def local_update(

@@ -40,6 +40,7 @@ from fedgmr.methods.base import Method
 from fedgmr.models.slicing import build_submodel, slice_indices, transformer_rate, width_channels
 from fedgmr.models.transformer_lm import NUM_HEADS
 from fedgmr.profiles import PROFILES
+from fedgmr.seeds import Purpose, derive
 from fedgmr.training import Trainer
 
 if TYPE_CHECKING:
@@ -209,19 +210,15 @@ class WidthSliced(Method):
     # ---- local training ------------------------------------------------------------------------
     @staticmethod
     def batches(sim: "Simulation", client: int) -> "Iterator":
-        """This client's K batches of this training, exactly as ``Simulation.train_locally`` draws them."""
-        from fedgmr.simulation import _seed  # late import: the simulation imports the method registry
-
+        """This client's K batches of this training, exactly as ``Simulation.make_job`` draws them."""
         tn = sim.net.train_number[client]
-        gen = torch.Generator().manual_seed(_seed(sim.seed, 4, client, tn))
+        gen = torch.Generator().manual_seed(derive(sim.seed, Purpose.BATCH_AUGMENT, client, tn))
         stream = sim.streams[client]
         return (sim.batcher.train_batch(stream.next(sim.batch_size), gen) for _ in range(sim.local_steps))
 
     @staticmethod
     def step_seed(sim: "Simulation", client: int, *extra: int) -> int:
-        from fedgmr.simulation import _seed
-
-        return _seed(sim.seed, 5, client, sim.net.train_number[client], *extra)
+        return derive(sim.seed, Purpose.DROPOUT, client, sim.net.train_number[client], *extra)
 
     def train_slice(
         self,
