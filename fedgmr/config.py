@@ -23,13 +23,9 @@ from typing import Any
 
 import yaml
 
+from fedgmr.errors import ConfigError  # re-exported: callers import it from here too
 from fedgmr.population import released_standard_rule
 from fedgmr.profiles import PROFILES
-
-
-class ConfigError(ValueError):
-    """A configuration problem, reported to the user as one line."""
-
 
 _SHORT = reprlib.Repr()  # Python 3.11's Repr takes no keyword arguments
 _SHORT.maxlevel, _SHORT.maxlist, _SHORT.maxdict, _SHORT.maxstring, _SHORT.maxother = 3, 6, 6, 60, 60

@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from fedgmr.config import ConfigError
+from fedgmr.errors import ConfigError
 from fedgmr.seeds import Purpose, words
 
 log = logging.getLogger(__name__)

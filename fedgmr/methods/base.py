@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, ClassVar
 
 import torch
 
-from fedgmr.config import ConfigError
+from fedgmr.errors import ConfigError
 
 if TYPE_CHECKING:
     from fedgmr.batched import Job

@@ -5,7 +5,7 @@ Runs on the FedGMR machinery (async deadline, IMS, MA) with restoration off; ban
 each client's tier, so small densities buy short rounds.
 """
 
-from fedgmr.config import ConfigError
+from fedgmr.errors import ConfigError
 from fedgmr.methods.base import Method
 from fedgmr.methods.registry import register
 

@@ -34,7 +34,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 import torch
 
-from fedgmr.config import ConfigError
+from fedgmr.errors import ConfigError
 from fedgmr.methods.registry import register
 from fedgmr.methods.width_sliced import AuxGated, WidthSliced
 from fedgmr.seeds import Purpose, words

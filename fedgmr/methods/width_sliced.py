@@ -34,7 +34,7 @@ from typing import TYPE_CHECKING
 
 import torch
 
-from fedgmr.config import ConfigError
+from fedgmr.errors import ConfigError
 from fedgmr.flat import FlatLayout, flatten_module
 from fedgmr.methods.base import Method
 from fedgmr.models.slicing import build_submodel, slice_indices, transformer_rate, width_channels
