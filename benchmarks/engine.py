@@ -1,12 +1,15 @@
-"""Engine overhead: wall time of a FedGMR run against the bare compute it performs.
+"""Engine overhead: wall time of a run against the bare compute it performs.
 
 A FEMNIST-shaped workload on synthetic data (LEAF CNN, 10 clients x K=5 steps at batch 20 per round,
-evaluation every 25 rounds) runs through the full engine. The *compute floor* is a bare loop doing the
-same local SGD steps (same model, same batch shapes, same count) and the same number of evaluation
-forward passes, with none of the machinery (clock, masks, aggregation, checkpoints). Both run in this
-process, one after the other, on the same threads.
+evaluation every 25 rounds) runs through the full engine, by default with FedGMR. The *compute floor* is
+a bare loop doing the same local SGD steps (same batch shapes, same count, same optimiser settings) on
+models of the size the method really trains -- the full model for the masked methods (FedGMR family,
+FedAvg, FedAsync, FIARSE), each sub-model for the width-sliced ones (HeteroFL, FedRolex, FjORD), counted
+per density by the engine -- and the same number of evaluation forward passes on the full model, with
+none of the machinery (clock, masks, aggregation, checkpoints). Both run in this process, one after the
+other, on the same threads.
 
-    python benchmarks/engine.py [--rounds 50] [--threads 2] [--width 1.0]
+    python benchmarks/engine.py [--method fedgmr] [--rounds 50] [--threads 2] [--width 1.0]
 
 The last line is ``wall/floor <ratio>``. Peak memory (max RSS) is printed too.
 """
@@ -26,14 +29,15 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from fedgmr.config import resolve_config  # noqa: E402
 from fedgmr.models import build_model  # noqa: E402
+from fedgmr.models.slicing import build_submodel  # noqa: E402
 from fedgmr.runner import run  # noqa: E402
 from fedgmr.training import loss_fn  # noqa: E402
 
 
-def config(rounds: int, width: float, batch: bool = True) -> dict:
+def config(rounds: int, width: float, batch: bool = True, method: str = "fedgmr") -> dict:
     return resolve_config(
         {
-            "method": "fedgmr",
+            "method": method,
             "dataset": {
                 "name": "synthetic_image",
                 "partition": "iid",
@@ -48,29 +52,49 @@ def config(rounds: int, width: float, batch: bool = True) -> dict:
     )
 
 
-def floor(steps: int, eval_passes: int, eval_samples: int, width: float, classes: int) -> float:
-    """The same number of SGD steps and evaluation forwards, in a bare loop."""
-    model = build_model("leaf_cnn", num_classes=classes, width=width)
-    opt = torch.optim.SGD(model.parameters(), lr=0.01)
-    x = torch.rand(20, 1, 28, 28)
-    y = torch.randint(0, classes, (20,))
-    xe = torch.rand(min(eval_samples, 500), 1, 28, 28)
+def _model(cfg: dict, classes: int, density: float) -> torch.nn.Module:
+    """A fresh model of the run's architecture at ``density`` (1.0: the full model)."""
+    m = cfg["model"]
+    kwargs = {"num_classes": classes, "width": m["width"], "variant": m["variant"]}
+    if m["norm"]:
+        kwargs["norm"] = m["norm"]
+    if density >= 1.0:
+        return build_model(m["name"], **kwargs)
+    return build_submodel(m["name"], density, **kwargs)
+
+
+def floor(cfg: dict, counters: dict, classes: int) -> float:
+    """The same SGD steps (per model density) and evaluation forwards, in a bare loop."""
+    tr = cfg["training"]
+    x = torch.rand(tr["batch_size"], 1, 28, 28)
+    y = torch.randint(0, classes, (tr["batch_size"],))
+    models = {d: _model(cfg, classes, d) for d in counters["steps_by_density"]}
+    full = _model(cfg, classes, 1.0)
+    passes, samples = counters["eval_passes"], counters["eval_samples"]
+    per_pass = samples // max(1, passes)
+    xe = torch.rand(min(per_pass, 500), 1, 28, 28)
     t0 = time.perf_counter()
-    model.train()
-    for _ in range(steps):
-        opt.zero_grad()
-        loss_fn("bce_onehot", model(x), y).backward()
-        opt.step()
-    model.eval()
+    for density, steps in counters["steps_by_density"].items():
+        model = models[density]
+        opt = torch.optim.SGD(
+            model.parameters(), lr=tr["lr"], momentum=tr["momentum"], weight_decay=tr["weight_decay"]
+        )
+        model.train()
+        for _ in range(steps):
+            opt.zero_grad()
+            loss_fn(tr["loss"], model(x), y).backward()
+            opt.step()
+    full.eval()
     with torch.inference_mode():
-        for _ in range(eval_passes):
-            for s in range(0, eval_samples, 500):
-                model(xe[: min(500, eval_samples - s)])
+        for _ in range(passes):
+            for s in range(0, per_pass, 500):
+                full(xe[: min(500, per_pass - s)])
     return time.perf_counter() - t0
 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--method", default="fedgmr", help="registered method (fedgmr, fedavg, heterofl, ...)")
     ap.add_argument("--rounds", type=int, default=50)
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--width", type=float, default=1.0)
@@ -79,20 +103,21 @@ def main() -> None:
     )
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
-    cfg = config(args.rounds, args.width, batch=not args.sequential)
+    cfg = config(args.rounds, args.width, batch=not args.sequential, method=args.method)
     with tempfile.TemporaryDirectory() as tmp:
         t0 = time.perf_counter()
         sim = run(cfg, Path(tmp) / "run", progress=False)
         wall = time.perf_counter() - t0
     c = sim.counters
     rps = sim.net.train_number[0] / wall
+    by_density = ", ".join(f"{d:g}: {n}" for d, n in c["steps_by_density"].items())
     print(
-        f"rounds {sim.net.train_number[0]}  local steps {c['steps']}  evaluations {c['eval_passes']} "
-        f"({c['eval_samples']} samples)  ticks {sim.tick_index}"
+        f"method {args.method}  rounds {sim.net.train_number[0]}  local steps {c['steps']} "
+        f"(by density {by_density})  evaluations {c['eval_passes']} ({c['eval_samples']} samples)  "
+        f"ticks {sim.tick_index}"
     )
     print(f"engine wall {wall:.2f} s  ({rps:.3f} rounds/s)")
-    per_pass = c["eval_samples"] // max(1, c["eval_passes"])
-    fl = floor(c["steps"], c["eval_passes"], per_pass, args.width, sim.data.num_classes)
+    fl = floor(sim.cfg, c, sim.data.num_classes)
     print(f"compute floor {fl:.2f} s")
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     print(f"peak memory {peak:.0f} MiB")

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import logging
 import math
+from collections import Counter
 
 import torch
 
@@ -144,13 +145,25 @@ class Simulation:
             self.method.rebuild_masks(self)  # clean: masks exist before round 0 (B12)
         self.streams = [IndexStream(p, self.seed, i) for i, p in enumerate(self.data.clients)]
         self.finished = False
-        self.local_steps_done = 0  # local SGD steps actually run, for benchmarks
+        # Local SGD steps actually run, by the density of the model that ran them (1.0: the full-size
+        # model, masked or not; < 1: a width-sliced sub-model), for benchmarks' per-method floors.
+        self.steps_by_density: Counter[float] = Counter()
 
     @property
     def counters(self) -> dict:
-        """Work actually done, for benchmarks: local SGD steps and evaluation passes and samples."""
+        """Work actually done, for benchmarks: local SGD steps (in all and by model density) and
+        evaluation passes and samples."""
         ev = self.evaluator
-        return {"steps": self.local_steps_done, "eval_passes": ev.passes, "eval_samples": ev.samples}
+        return {
+            "steps": sum(self.steps_by_density.values()),
+            "steps_by_density": dict(sorted(self.steps_by_density.items())),
+            "eval_passes": ev.passes,
+            "eval_samples": ev.samples,
+        }
+
+    def count_steps(self, density: float, steps: int = 1) -> None:
+        """Record ``steps`` local SGD steps on a model of ``density`` (1.0 = full size)."""
+        self.steps_by_density[min(1.0, float(density))] += steps
 
     # ---- small helpers used by methods ----------------------------------------------------------
     def switch(self, name: str):
@@ -185,7 +198,7 @@ class Simulation:
         batches = (
             self.batcher.train_batch(stream.next(self.batch_size), gen) for _ in range(self.local_steps)
         )
-        self.local_steps_done += self.local_steps
+        self.count_steps(1.0, self.local_steps)
         self.client_masks[client] = mask
         gates = None
         if self.gated and mask is not None:

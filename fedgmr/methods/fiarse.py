@@ -272,6 +272,7 @@ class FIARSE(Method):
         model.train()
         torch.manual_seed(WidthSliced.step_seed(sim, client))
         for x, y in WidthSliced.batches(sim, client):
+            sim.count_steps(1.0)
             leaf = w.detach().requires_grad_(True)
             eff = gated(leaf, theta, surrogate)
             if fmask is not None:

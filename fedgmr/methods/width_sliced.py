@@ -109,6 +109,13 @@ def width_sliced_resolve(cfg: dict) -> None:
             cfg["training"]["lr"] = GN_LR
 
 
+def _counted(sim: "Simulation", rho: float, batches) -> "Iterator":
+    """``batches``, unchanged and still drawn lazily, counting each step on a model of density rho."""
+    for batch in batches:
+        sim.count_steps(rho)
+        yield batch
+
+
 class _Cache:
     """Per-simulation sub-models and index maps (derived state; never checkpointed)."""
 
@@ -237,6 +244,7 @@ class WidthSliced(Method):
         """
         mom = sim.momentum[client]
         lr = sim.client_lr[client]
+        batches = _counted(sim, rho, batches)
         if rho >= 1.0:
             out = sim.trainer.train(weights, None, mom, batches, lr, remask=False, seed=seed)
             weights.copy_(out)
