@@ -13,7 +13,10 @@ Verdict per claim and dataset, from the 95 % Student-t interval of the mean of d
 * *inconclusive*: the interval contains 0, or there are fewer than ``MIN_SEEDS`` paired seeds;
 * *not run*: no seed has both terms (the cells are outside the grid or its subset).
 
-"≥" claims are tested like ">" claims (a tie is inconclusive, not a success). The paper column gives the same
+"≥" claims are tested like ">" claims (a tie is inconclusive, not a success). The verdict is only the interval's;
+its note names every health flag (health.CHECKS: at chance, budget not reached, ...) of a cell the claim
+compares, because a claim that "holds" against a cell stuck at chance, or read from a run that was never evaluated
+near the budget, says little about the methods. The paper column gives the same
 difference computed from the paper's numbers (paper-results.csv) for the claim's ``paper_tables``, where it has
 them: the ordering the claim was read from.
 
@@ -30,6 +33,7 @@ import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import health as H
 import metrics as M
 import numpy as np
 import pandas as pd
@@ -105,6 +109,19 @@ def term_values(per_run: pd.DataFrame, term: dict, where: dict) -> pd.Series:
     return sel.set_index(["dataset", "seed"])["value"]
 
 
+def term_flags(per_run: pd.DataFrame, term: dict, where: dict, dataset: str) -> list[str]:
+    """Health flags of the cells a term compares in one dataset, as "<cell>: <flag>"."""
+    if "minus" in term:
+        a, b = term["minus"]
+        return term_flags(per_run, a, where, dataset) + term_flags(per_run, b, where, dataset)
+    sel = _match(per_run, {**DEFAULT_WHERE, **where, **term, "dataset": dataset})
+    out = []
+    for _, runs in sel.groupby(M.CELL_KEYS, dropna=False, sort=True):
+        name = " ".join(str(runs[k].iloc[0]) for k in ("method_label", "heterogeneity") if k in runs)
+        out += [f"{name}: {flag}" for check in H.CHECKS.values() if (flag := check(runs))]
+    return out
+
+
 def paper_term(ref: pd.DataFrame, term: dict, where: dict, dataset: str) -> float:
     """The paper's number for a term in one dataset (NaN if the paper has none)."""
     if "minus" in term:
@@ -158,6 +175,11 @@ def evaluate(claims: list[Claim], tables: dict[str, pd.DataFrame], reference: pd
             diff = (left - right).dropna()
             diff = diff.xs(dataset, level="dataset") if dataset in diff.index.get_level_values(0) else diff.iloc[:0]
             v, mean, lo, hi, note = verdict(diff.to_numpy(dtype=float))
+            if dataset:
+                flags = list(dict.fromkeys(term_flags(runs, c.left, c.where, dataset)
+                                           + term_flags(runs, c.right, c.where, dataset)))
+                if flags:
+                    note = "; ".join([note] * bool(note) + ["cell flags: " + ", ".join(flags)])
             rows.append(dict(base, dataset=dataset, engine_dataset=engines.get(dataset, ""), n_seeds=len(diff),
                              differences=" ".join(f"{x:+.2f}" for x in diff.to_numpy()), mean=mean, ci_low=lo,
                              ci_high=hi, paper_difference=paper_term(ref, c.left, c.where, dataset)

@@ -136,3 +136,14 @@ def test_claims_file_names_existing_grids_and_labels():
         for sel in selectors(c.left) + selectors(c.right):
             if "method_label" in sel:
                 assert sel["method_label"] in labels[c.experiment], (c.id, sel)
+
+
+def test_note_names_the_health_flags_of_the_compared_cells():
+    table = shifted_table({"A": [0, 0, 0, 0], "B": [-3.0, -2.5, -3.5, -3.0], "C": [-3.0, -2.5, -3.5, -3.0]})
+    # B stuck at chance (Fashion-MNIST-like 10 classes would be 10 %; femnist fixture: 1/62) at every tick.
+    table.loc[table["method_label"] == "B", "acc"] = 0.01
+    out = evaluate([claim("A", "B"), claim("A", "C")], table)
+    flagged, healthy = out.iloc[0], out.iloc[1]
+    assert flagged["verdict"] == "holds"  # the verdict stays the interval's ...
+    assert "cell flags: B high: at chance" in flagged["note"]  # ... and the note says what it rests on
+    assert not isinstance(healthy["note"], str) or "cell flags" not in healthy["note"]
