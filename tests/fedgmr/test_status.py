@@ -12,7 +12,7 @@ import pytest
 from fedgmr.status import LOCK_NAME, collect_status, format_table
 
 REPO = Path(__file__).resolve().parents[2]
-HEADER = "tick,round,virtual_time,acc_server,acc_avg,acc,loss_server,avg_density,rho_min,bytes_up,bytes_down\n"
+HEADER = "tick,round,virtual_time,acc_server,acc_avg,acc,loss_server,avg_density,rho_min,upload_mb,download_mb\n"
 
 
 def _metrics(run_dir: Path, rows: list[tuple[float, float]]) -> None:

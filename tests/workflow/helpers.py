@@ -53,7 +53,7 @@ def fake_run(n_ticks: int, dt: float, final: float, rate: float, density_end: fl
     return pd.DataFrame({
         "tick": tick, "round": tick * 2, "virtual_time": t, "wall_time": tick * 0.1, "acc_server": acc,
         "acc_avg": acc * 0.99, "acc": acc, "loss_server": 1 - acc, "avg_density": dens,
-        "bytes_up": tick * 1e6, "bytes_down": tick * 2e6,
+        "upload_mb": tick * 1.0, "download_mb": tick * 2.0,
     })
 
 

@@ -77,3 +77,14 @@ def test_failed_runs_become_cells_not_run(tmp_path):
     assert set(table["semantics"]) == {"released"}
     failed = cells_df[cells_df["run_id"] == "cccccccccccc"].iloc[0]
     assert failed["status"] == "failed" and "NoneType" in failed["reason"]
+
+
+def test_traffic_columns_say_their_unit_and_old_names_are_read(tmp_path):
+    new = make_run(tmp_path, "aaaaaaaaaaaa")
+    old = make_run(tmp_path, "bbbbbbbbbbbb")
+    m = pd.read_csv(old / "metrics.csv").rename(columns={"upload_mb": "bytes_up", "download_mb": "bytes_down"})
+    m.to_csv(old / "metrics.csv", index=False)  # an engine before issue 9: MB under "bytes_*" names
+    table, _ = collect([cell("aaaaaaaaaaaa"), cell("bbbbbbbbbbbb", seed=1)], tmp_path)
+    assert "bytes_up" not in table and "upload_mb" in table and "download_mb" in table
+    by_seed = table.groupby("seed")["upload_mb"].apply(list)
+    assert by_seed[0] == by_seed[1] == list(pd.read_csv(new / "metrics.csv")["upload_mb"])

@@ -26,11 +26,11 @@ CELL_COLUMNS = {
 METRIC_COLUMNS = {
     "tick": "int64", "round": "int64", "virtual_time": "float64", "wall_time": "float64",
     "acc_server": "float64", "acc_avg": "float64", "acc": "float64", "loss_server": "float64",
-    "avg_density": "float64", "bytes_up": "float64", "bytes_down": "float64",
+    "avg_density": "float64", "upload_mb": "float64", "download_mb": "float64",
 }
 CELLS_COLUMNS = list(CELL_COLUMNS) + ["status", "reason"]
-# metrics.csv column -> tidy table column, for engines that renamed a column (values unchanged).
-RENAMED = {"upload_mb": "bytes_up", "download_mb": "bytes_down"}
+# Older metrics.csv column -> tidy table column: engines before issue 9 wrote megabytes under "bytes_*" names.
+RENAMED = {"bytes_up": "upload_mb", "bytes_down": "download_mb"}
 
 
 class TableError(ValueError):
@@ -60,7 +60,7 @@ def read_run(run_dir: Path) -> pd.DataFrame:
     if status != "complete":
         raise TableError(f"{run_dir}/run.json: status is {status!r}, not 'complete'")
     metrics = pd.read_csv(run_dir / "metrics.csv")
-    # Engines that name the traffic columns by their unit (MB): same values under the tidy table's names.
+    # Older engines named the traffic columns bytes_* while writing MB: same values, named by their unit.
     metrics = metrics.rename(columns={k: v for k, v in RENAMED.items() if k in metrics and v not in metrics})
     if "wall_time" not in metrics.columns:
         # Newer engines keep the machine-dependent wall clock out of metrics.csv, in timing.csv.
