@@ -234,7 +234,7 @@ def test_report_has_claims_health_and_scope_sections(tmp_path):
     row = next(line for line in claims_part.splitlines() if "(`fedasync_beats_fedavg`)" in line)
     cells = [c.strip() for c in row.split("|")]
     # FedAvg is at chance: the claim holds by its interval, and says what it rests on.
-        assert cells[4] == "3" and cells[-2] == "**holds (cell flags: FedAvg high: at chance)**"
+    assert cells[4] == "3" and cells[-2] == "**holds (cell flags: FedAvg high: at chance)**"
     diffs = cells[5].split()
     assert len(diffs) == 3 and all(d.startswith("+") for d in diffs)  # signed text survives the CSV round trip
     health_part = text.split("## Health of the cells")[1].split("\n## ")[0]
