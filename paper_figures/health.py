@@ -7,7 +7,8 @@ sees one cell's per-run values (``metrics.run_values``: one row per seed) and re
   or 5/vocabulary for top-5 next-token accuracy). Such a cell says nothing about the method.
 * ``loss not decreasing``: the server loss over the last quarter of the evaluations is not below the first
   evaluation's, in the seed mean.
-* ``budget not reached``: some run ended before the time budget T, so its value is taken at its last evaluation.
+* ``budget not reached``: some run has no evaluation after the time budget T (it ended before T, or its next
+  evaluation tick fell after its max_time), so its value is taken at its last evaluation.
 
 A separate check over whole settings, ``identical_cells``, finds cells whose accuracy curves equal another cell's
 for every seed (e.g. released FedRolex = HeteroFL on FEMNIST and CIFAR-10 by construction, reference B11).
