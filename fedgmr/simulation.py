@@ -51,7 +51,7 @@ class Simulation:
     def __init__(self, cfg: dict, device: str | torch.device = "cpu"):
         self.cfg = cfg
         self.device = torch.device(device)
-        self.method = METHODS[cfg["method"]]
+        self.method = METHODS[cfg["method"]].for_run()  # per-run state lives on this copy
         self.profile = PROFILES[cfg["dataset"]["name"]]
         self.seed = cfg["seed"]
         tr, self.sched = cfg["training"], cfg["schedule"]

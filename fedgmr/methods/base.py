@@ -13,6 +13,8 @@ global values under their mask. Baselines with other sub-models override the hoo
 
 from __future__ import annotations
 
+import dataclasses
+import weakref
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, ClassVar
 
@@ -43,6 +45,26 @@ class Method:
     # The released entry point that runs this family (reference §1.2-1.5): CMD (main), ABL (ablations),
     # SYN (width-sliced), FJT (FjORD). It decides released behaviour that differs by script (B28).
     script: ClassVar[str] = "CMD"
+
+    # ---- per-run instances ---------------------------------------------------------------------
+    def for_run(self) -> "Method":
+        """A fresh copy for one simulation. The registered instances are shared by every run in the
+        process (the workflow, tests); derived per-run state (sub-model caches, mask memos) lives on the
+        copy and dies with the run (``run_state``)."""
+        return dataclasses.replace(self)
+
+    def run_state(self, sim: "Simulation", factory):
+        """This run's derived state, built by ``factory()`` on first use. One instance serves one
+        simulation: a second one would silently read the first one's caches, so it is refused."""
+        owner = self.__dict__.get("_run_owner")
+        if owner is None:
+            self._run_owner, self._run_state = weakref.ref(sim), factory()
+        elif owner() is not sim:
+            raise RuntimeError(
+                f"method {self.name!r}: this instance already serves another simulation; "
+                "build one per run with Method.for_run()"
+            )
+        return self._run_state
 
     # ---- configuration -------------------------------------------------------------------------
     def resolve(self, cfg: dict) -> None:

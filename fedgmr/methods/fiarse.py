@@ -55,7 +55,6 @@ on the +Aux machinery.
 
 from __future__ import annotations
 
-import weakref
 from typing import TYPE_CHECKING
 
 import torch
@@ -161,14 +160,14 @@ class FIARSE(Method):
         identity of ``sim.global_w``: a pure function of it, so a resumed run rebuilds the same)."""
         if not self.released(sim):
             return
-        built = self.__dict__.setdefault("_built", weakref.WeakKeyDictionary())
-        if built.get(sim) is sim.global_w and sim.masks is not None:
+        built = self.run_state(sim, dict)  # {"w": the global vector the masks were built from}
+        if built.get("w") is sim.global_w and sim.masks is not None:
             return
         if self.femnist_aux(sim):
             sim.rebuild_magnitude_masks(use_coefficients=True)
         else:
             sim.masks = NestedMasks.build(sim.global_w.abs(), sim.layout, None, floor=FLOOR)
-        built[sim] = sim.global_w
+        built["w"] = sim.global_w
 
     def client_mask(self, sim: "Simulation", density: float) -> torch.Tensor | None:
         if density >= 1.0:

@@ -28,7 +28,6 @@ size is nominal (S * rho) either way (§3.1).
 
 from __future__ import annotations
 
-import weakref
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -165,13 +164,7 @@ class WidthSliced(Method):
         return transformer_rate(sim.model.channels[0], rho, getattr(sim.model, "num_heads", NUM_HEADS))
 
     def _cache(self, sim: "Simulation") -> _Cache:
-        # Lazily created: the dataclass __init__ of Method knows nothing about it.
-        caches = self.__dict__.setdefault("_caches", weakref.WeakKeyDictionary())
-        c = caches.get(sim)
-        if c is None:
-            c = _Cache()
-            caches[sim] = c
-        return c
+        return self.run_state(sim, _Cache)
 
     def submodel(self, sim: "Simulation", rho: float, offset: int = 0) -> tuple[SubModel, torch.Tensor]:
         """The cached sub-model of density ``rho`` and the flat index map of window ``offset``."""
