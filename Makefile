@@ -3,7 +3,7 @@ PY ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 
-.PHONY: setup test demo fmnist lint bench clean
+.PHONY: setup test demo standin fmnist lint bench clean
 
 $(BIN)/.installed: pyproject.toml
 	$(PY) -m venv $(VENV)
@@ -19,6 +19,19 @@ test: setup  ## run the whole test suite (what .ci/run runs)
 demo: setup fmnist  ## prepare offline stand-in data and run the demo grid end to end
 	$(BIN)/snakemake --workflow-profile profiles/demo --cores 2
 	@echo "report: results/demo/report.md"
+
+# The stand-in study (profiles/standin; ~1 h on 2 cores) and a refresh of its committed small outputs.
+STANDIN := results/standin
+STANDIN_REF := results/reference/standin
+standin: setup fmnist  ## run the stand-in study and copy its report, tables and figures to results/reference/standin
+	$(BIN)/snakemake --workflow-profile profiles/standin --cores 2
+	mkdir -p $(STANDIN_REF)/tables $(STANDIN_REF)/figures
+	cp $(STANDIN)/report.md $(STANDIN)/scope.json $(STANDIN_REF)/
+	cp $(STANDIN)/tables/*.md $(STANDIN)/tables/*.csv $(STANDIN_REF)/tables/
+	cp $(STANDIN)/tables/claims.md $(STANDIN_REF)/claims.md
+	cp $(STANDIN)/figures/*.png $(STANDIN_REF)/figures/
+	$(BIN)/python benchmarks/study_cost.py $(STANDIN) > $(STANDIN_REF)/cost.md
+	@echo "report: $(STANDIN_REF)/report.md"
 
 # Fashion-MNIST for the demo (prepared into resources/fmnist, where the demo profile reads it): Debian's
 # dataset-fashion-mnist when it is there or apt can install it (root), else torchvision's download. When

@@ -1,0 +1,88 @@
+"""Every base method against its own compute floor: `benchmarks/engine.py --method NAME` per method, each in a
+fresh process (so peak memory is the method's), collected into one CSV.
+
+    python benchmarks/methods.py [--rounds 20] [--threads 2] [--out benchmarks/results/engine_methods_cpu.csv]
+
+Rows: method, rounds, wall (s), floor (s), wall/floor, peak memory (MiB), plus the machine, command and git
+commit. The floor of each method is the same local SGD steps on the models it really trains (sub-models for
+the width-sliced methods) in a bare loop; see benchmarks/engine.py. The issue-9 target is wall/floor <= 1.15.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import os
+import platform
+import re
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+BASE_METHODS = ["fedgmr", "fedavg", "fedasync", "heterofl", "fedrolex", "fjord", "fiarse"]
+PATTERNS = {
+    "rounds": r"rounds (\d+)",
+    "wall_s": r"engine wall ([\d.]+) s",
+    "floor_s": r"compute floor ([\d.]+) s",
+    "peak_mib": r"peak memory (\d+) MiB",
+    "wall_over_floor": r"wall/floor ([\d.]+)",
+}
+
+
+def cpu_model() -> str:
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or "unknown"
+
+
+def measure(method: str, rounds: int, threads: int, extra: list[str]) -> dict:
+    cmd = [sys.executable, str(HERE / "engine.py"), "--method", method, "--rounds", str(rounds),
+           "--threads", str(threads), *extra]
+    out = subprocess.run(cmd, capture_output=True, text=True, check=True).stdout
+    row = {"method": method}
+    for key, pattern in PATTERNS.items():
+        m = re.search(pattern, out)
+        if m is None:
+            raise RuntimeError(f"{method}: no {key!r} in the output of {' '.join(cmd)}:\n{out}")
+        row[key] = m.group(1)
+    return row
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--methods", nargs="*", default=BASE_METHODS)
+    ap.add_argument("--rounds", type=int, default=20)
+    ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--sequential", action="store_true", help="pass --sequential to engine.py")
+    ap.add_argument("--out", type=Path, default=HERE / "results" / "engine_methods_cpu.csv")
+    a = ap.parse_args()
+    extra = ["--sequential"] if a.sequential else []
+    sha = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True,
+                         cwd=HERE).stdout.strip()
+    machine = f"{os.cpu_count()} cores, {cpu_model()}"
+    command = " ".join(["python", "benchmarks/methods.py", "--rounds", str(a.rounds), "--threads",
+                        str(a.threads), *extra])
+    rows = []
+    for method in a.methods:
+        row = measure(method, a.rounds, a.threads, extra)
+        row.update(date=time.strftime("%Y-%m-%d"), machine=machine, git=sha, command=command,
+                   load_1min_after=f"{os.getloadavg()[0]:.2f}")
+        rows.append(row)
+        print(f"{method:10s} wall {row['wall_s']:>7} s  floor {row['floor_s']:>7} s  "
+              f"wall/floor {row['wall_over_floor']}  peak {row['peak_mib']} MiB", flush=True)
+    a.out.parent.mkdir(parents=True, exist_ok=True)
+    with a.out.open("w", newline="") as f:
+        w = csv.DictWriter(f, fieldnames=list(rows[0]))
+        w.writeheader()
+        w.writerows(rows)
+    print(f"wrote {a.out}")
+
+
+if __name__ == "__main__":
+    main()
