@@ -117,8 +117,9 @@ def unit_gate_vector(kept: torch.Tensor, layers: list[tuple], dtype: torch.dtype
 
 def floor_threshold(values: torch.Tensor, floor: float = FLOOR) -> torch.Tensor:
     """Magnitude at ascending position ``min(floor((1 - floor) n), n - 1)`` (the released floor, §4.3)."""
-    s = torch.sort(values.abs()).values
-    return s[min(int((1.0 - floor) * s.numel()), s.numel() - 1)]
+    n = values.numel()
+    # The (k+1)-th smallest is the sorted array's element k: the same value as sorting, in linear time.
+    return torch.kthvalue(values.abs(), min(int((1.0 - floor) * n), n - 1) + 1).values
 
 
 def topk_threshold(w: torch.Tensor, prunable: torch.Tensor, rho: float) -> torch.Tensor:
@@ -272,20 +273,36 @@ class FIARSE(Method):
         torch.manual_seed(WidthSliced.step_seed(sim, client))
         for x, y in WidthSliced.batches(sim, client):
             sim.count_steps(1.0)
-            leaf = w.detach().requires_grad_(True)
-            eff = gated(leaf, theta, surrogate)
-            if fmask is not None:
-                eff = eff * fmask
-            if gated_layers:  # the forward mask of this step decides which biases emit (§4.4)
+            if surrogate:
+                leaf = w.detach().requires_grad_(True)
+                eff = gated(leaf, theta, surrogate)
+                if fmask is not None:
+                    eff = eff * fmask
+                if gated_layers:  # the forward mask of this step decides which biases emit (§4.4)
+                    kept = w.abs() >= theta
+                    if mask is not None:
+                        kept &= mask
+                    eff = eff * unit_gate_vector(kept, gated_layers, w.dtype)
+            else:
+                # Released (no surrogate): the threshold mask is a constant of the step, so the forward's
+                # weights are w ⊙ m with m = 1[|w| ≥ θ] ⊙ mask ⊙ bias gates and dL/dw = dL/d(w ⊙ m) ⊙ m.
+                # Differentiating w.r.t. w ⊙ m (the model's own backward) and multiplying by m gives the
+                # same numbers as autograd through the three products (all factors are exactly 0 or 1),
+                # without a dozen passes over the flat vector per step.
                 kept = w.abs() >= theta
                 if mask is not None:
                     kept &= mask
-                eff = eff * unit_gate_vector(kept, gated_layers, w.dtype)
+                m = kept.to(w.dtype)
+                if gated_layers:
+                    m.mul_(unit_gate_vector(kept, gated_layers, w.dtype))
+                leaf = eff = (w * m).requires_grad_(True)
             out = functional_call(model, {s.name: eff[s.start : s.stop].view(s.shape) for s in params}, (x,))
             loss = tr.loss(out, y)
             (grad,) = torch.autograd.grad(loss, leaf)
-            step = grad * trainable
-            if fmask is not None:
+            if not surrogate:
+                grad.mul_(m)  # already holds the client mask: the multiply below would change nothing
+            step = grad * trainable if tr.has_buffers else grad  # trainable is all ones without buffers
+            if fmask is not None and surrogate:
                 step = step * fmask
             if tr.weight_decay:
                 step = step + tr.weight_decay * w * trainable
