@@ -26,6 +26,8 @@ from collections.abc import Callable, Sequence
 
 import torch
 
+from fedgmr.flat import as_float, nonzero
+
 __all__ = [
     "AGGREGATORS",
     "Aggregator",
@@ -65,7 +67,7 @@ def _covered(upload: torch.Tensor, cover: torch.Tensor) -> torch.Tensor:
     # The upload restricted to its coverage: a no-op for value coverage, and for explicit masks it
     # drops values leaked outside the mask (B6) instead of letting them into the numerator.
     # A float multiply is ~5x faster than torch.where on CPU (this runs per arrival, per round).
-    return upload * cover.to(upload.dtype)
+    return upload * as_float(cover, upload.dtype)
 
 
 def _replace_empty(w: torch.Tensor, num: torch.Tensor, den: torch.Tensor) -> torch.Tensor:
@@ -88,7 +90,7 @@ def merged(
     num = torch.zeros_like(w)
     den = torch.zeros_like(w)
     for u, m, c in zip(uploads, coverage, coeffs):
-        mf = m.to(w.dtype)
+        mf = as_float(m, w.dtype)
         num.addcmul_(u, mf, value=float(c))
         den.add_(mf, alpha=float(c))
     return _replace_empty(w, num, den)
@@ -185,7 +187,7 @@ def fjord(
     for u, m in zip(uploads, coverage):
         v = _covered(u, m)
         num.add_(v)
-        den.add_((v != 0).to(w.dtype))
+        den.add_(as_float(nonzero(v), w.dtype))
     return _replace_empty(w, num, den)
 
 

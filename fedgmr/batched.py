@@ -51,7 +51,7 @@ import torch
 from torch import nn
 from torch.func import functional_call, vmap
 
-from fedgmr.flat import FlatLayout, flatten_module
+from fedgmr.flat import FlatLayout, as_float, flatten_module
 from fedgmr.training import Trainer
 
 log = logging.getLogger(__name__)
@@ -354,7 +354,7 @@ class _VmapGroups:
         if has_mask:
             ones = torch.ones(self.layout.numel, device=device, dtype=dtype)
             _, m = self._stack(c, device, dtype)
-            self._load(m, [ones if j.mask is None else j.mask.to(dtype) for j in jobs], all_idx)
+            self._load(m, [ones if j.mask is None else as_float(j.mask, dtype) for j in jobs], all_idx)
             torch._foreach_mul_(w, m)  # the server sends global values under the mask (§4.4)
         params = [w[k] for k in self.param_idx]
         for p in params:
@@ -382,7 +382,7 @@ class _VmapGroups:
             gv.append(
                 torch.stack(
                     [
-                        torch.ones(shape, device=device, dtype=dtype) if g is None else g.to(dtype)
+                        torch.ones(shape, device=device, dtype=dtype) if g is None else as_float(g, dtype)
                         for g in per_job
                     ]
                 )

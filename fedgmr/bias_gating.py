@@ -20,7 +20,7 @@ from dataclasses import dataclass
 
 import torch
 
-from fedgmr.flat import FlatLayout, Segment
+from fedgmr.flat import FlatLayout, Segment, any_per_row, as_float
 
 
 @dataclass(frozen=True)
@@ -49,7 +49,7 @@ def gated_layers(layout: FlatLayout) -> list[GatedLayer]:
 
 def unit_gates(mask: torch.Tensor, layers: list[GatedLayer]) -> list[torch.Tensor]:
     """Per gated layer, a bool vector over its output units: True where the unit has an active weight."""
-    return [mask[g.weight.start : g.weight.stop].view(g.weight.shape[0], -1).any(1) for g in layers]
+    return [any_per_row(mask[g.weight.start : g.weight.stop].view(g.weight.shape[0], -1)) for g in layers]
 
 
 def gated_units(mask: torch.Tensor, layers: list[GatedLayer]) -> int:
@@ -61,5 +61,5 @@ def apply_gates(weights: torch.Tensor, gates: list[torch.Tensor], layers: list[G
     """A copy of ``weights`` with the biases of silent units zeroed: what the gated forward computes with."""
     out = weights.clone()
     for g, layer in zip(gates, layers):
-        out[layer.bias.start : layer.bias.stop].mul_(g.to(out.dtype))
+        out[layer.bias.start : layer.bias.stop].mul_(as_float(g, out.dtype))
     return out

@@ -18,6 +18,31 @@ import torch
 from torch import nn
 
 
+def as_float(mask: torch.Tensor, dtype: torch.dtype = torch.float32) -> torch.Tensor:
+    """A bool tensor as 0/1 floats, through a uint8 view of the same bytes.
+
+    Same values as ``mask.to(dtype)``, several times faster on CPU: converting 6.6 M bools (the LEAF CNN)
+    takes 0.9 ms this way against 5.3 ms (2-core CPU, torch 2.14). The engine converts a mask per job,
+    per arrival and per evaluation.
+    """
+    return mask.view(torch.uint8).to(dtype)
+
+
+def nonzero(values: torch.Tensor) -> torch.Tensor:
+    """``values != 0`` as a bool tensor (NaN counts as non-zero, -0.0 as zero), by conversion.
+
+    Same result as the comparison, about 6x faster on CPU (0.8 ms against 4.7 ms for 6.6 M floats):
+    released coverage is detected by value on every upload (§6).
+    """
+    return values.bool()
+
+
+def any_per_row(mask: torch.Tensor) -> torch.Tensor:
+    """``mask.any(1)`` of a 2-D bool tensor through a uint8 row maximum (same result; bool ``any`` over
+    rows is ~40x slower on CPU: 9 ms against 0.2 ms for the LEAF CNN's 2048 x 3136 layer)."""
+    return mask.view(torch.uint8).amax(1).bool()
+
+
 @dataclass(frozen=True)
 class Segment:
     """One tensor of the model inside the flat vector."""

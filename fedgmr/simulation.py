@@ -24,7 +24,7 @@ from fedgmr.batched import GroupTrainer, Job
 from fedgmr.bias_gating import apply_gates, gated_layers, unit_gates
 from fedgmr.data import Batcher, IndexStream, load_dataset
 from fedgmr.evaluation import Evaluator
-from fedgmr.flat import flatten_module
+from fedgmr.flat import as_float, flatten_module
 from fedgmr.masks import NestedMasks
 from fedgmr.methods.registry import METHODS
 from fedgmr.models import build_model
@@ -329,7 +329,7 @@ class Simulation:
         up, mask = self.uploads[client], self.client_masks[client]
         if mask is None:
             return up
-        w = up * mask.to(up.dtype)
+        w = up * as_float(mask, up.dtype)
         if self.gated:
             w = apply_gates(w, unit_gates(mask, self.gated), self.gated)
         return w

@@ -22,7 +22,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from fedgmr.flat import FlatLayout
+from fedgmr.flat import FlatLayout, as_float
 
 
 def loss_fn(kind: str, logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
@@ -72,7 +72,7 @@ class Trainer:
         self.params = [by_name[seg.name] for seg in self._segments]
         self.by_name = by_name
 
-    def _views(self, flat: torch.Tensor) -> list[torch.Tensor]:
+    def param_views(self, flat: torch.Tensor) -> list[torch.Tensor]:
         """Per-parameter views of a flat vector (masks, momentum), matching ``self.params``."""
         return [flat[s.start : s.stop].view(s.shape) for s in self._segments]
 
@@ -104,7 +104,7 @@ class Trainer:
                 weight decay and momentum still move it, as in the authors' ``Bias_*`` layers.
         """
         w = self.work
-        fmask = None if mask is None else mask.to(w.dtype)
+        fmask = None if mask is None else as_float(mask, w.dtype)
         if fmask is None:
             w.copy_(start)
         else:
@@ -119,11 +119,11 @@ class Trainer:
         # and their momentum stay exactly 0), and for plain SGD, where it is the same as masking g.
         mask_step = fmask is not None and (remask or not extra)
         params = self.params
-        masks = None if fmask is None else self._views(fmask)
-        bufs = self._views(momentum_buf) if momentum else None
+        masks = None if fmask is None else self.param_views(fmask)
+        bufs = self.param_views(momentum_buf) if momentum else None
         gated = None
         if gates:
-            gated = [(self.by_name[name], g.to(w.dtype)) for name, g in gates if not bool(g.all())]
+            gated = [(self.by_name[name], as_float(g, w.dtype)) for name, g in gates if not bool(g.all())]
         self.model.train()
         # Dropout draws from the default generator of the device. Seeding it directly (not
         # torch.manual_seed, which also queues lazy seeding of every accelerator backend) keeps the same

@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING, ClassVar
 import torch
 
 from fedgmr.errors import ConfigError
+from fedgmr.flat import nonzero
 
 if TYPE_CHECKING:
     from fedgmr.batched import Job
@@ -132,7 +133,7 @@ class Method:
     ) -> tuple[torch.Tensor, torch.Tensor | None]:
         """(upload, coverage) from a trained job. coverage None = everything covered."""
         if sim.switch("value_coverage"):
-            return upload, upload != 0  # released: coverage detected by value, every tensor (§6)
+            return upload, nonzero(upload)  # released: coverage detected by value, every tensor (§6)
         return upload, mask
 
     def local_update(
