@@ -36,7 +36,7 @@ import torch
 
 from fedgmr.errors import ConfigError
 from fedgmr.methods.registry import register
-from fedgmr.methods.width_sliced import AuxGated, WidthSliced
+from fedgmr.methods.width_sliced import AuxGated, WidthSliced, counted_steps
 from fedgmr.seeds import Purpose, words
 
 if TYPE_CHECKING:
@@ -93,14 +93,38 @@ class FjORDMixin:
     def local_update(
         self, sim: "Simulation", client: int, start: torch.Tensor, mask: torch.Tensor | None
     ) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """One local step per width of the schedule, each on the physically smaller p-model.
+
+        The client's rho-slice (and its momentum) is gathered once; a step of width p < rho trains the
+        p-slice gathered from and scattered back into it (``WidthSliced.nested``), so no step touches the
+        full-size vector. Same copies, in the same order, as gathering every step from the full vector.
+        """
         rho = sim.densities[client]
-        weights = start.clone()
-        batches = self.batches(sim, client)
+        mom = sim.momentum[client]
+        if rho >= 1.0:
+            part, mom_part, idx, whole = start.clone(), mom, None, None
+        else:
+            whole, idx = self.submodel(sim, rho, 0)
+            part = start.index_select(0, idx)
+            mom_part = None if mom is None else mom.index_select(0, idx)
+        lr, batches = sim.client_lr[client], self.batches(sim, client)
         for j, p in enumerate(self.schedule(sim, client, rho)):
-            self.train_slice(
-                sim, client, weights, p, 0, [next(batches)], None, self.step_seed(sim, client, j)
-            )
-        return self.finish(sim, weights, self.coverage(sim, rho, 0))
+            seed, one = self.step_seed(sim, client, j), [next(batches)]
+            if p >= rho and whole is None:  # the full model itself
+                sim.trainer.train(part, None, mom_part, counted_steps(sim, 1.0, one), lr, False, seed, out=part)
+            elif p >= rho:
+                self.train_part(sim, client, whole, part, mom_part, p, one, None, seed)
+            else:
+                sub, pos = self.nested(sim, rho, p)
+                x = part.index_select(0, pos)
+                mx = None if mom_part is None else mom_part.index_select(0, pos)
+                self.train_part(sim, client, sub, x, mx, p, one, None, seed)
+                part.index_copy_(0, pos, x)
+                if mx is not None:
+                    mom_part.index_copy_(0, pos, mx)
+        if idx is not None and mom is not None:
+            mom.index_copy_(0, idx, mom_part)
+        return self.finish(sim, part, idx)
 
 
 class FjORD(FjORDMixin, WidthSliced):

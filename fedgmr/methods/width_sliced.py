@@ -12,7 +12,7 @@ How a client step runs here (no per-client model objects, design §5):
 * a flat *index map* per (widths, window offset): position ``j`` of the sub-model's flat vector is position
   ``idx[j]`` of the full model's flat vector, so extraction is one gather ``global_w[idx]`` and the
   scatter-back one ``upload[idx] = trained`` into a zero-filled full-size vector, with coverage
-  ``cover[idx] = True``;
+  ``cover[idx] = True`` (``index_select`` / ``index_copy_``: the same copies as indexing, ~3x faster);
 * momentum (ImageNet, StackOverflow) lives in the client's full-size buffer ``sim.momentum[client]`` and is
   gathered/scattered through the same map, so channels outside the window keep their last state;
 * batches and seeds are exactly those of :meth:`fedgmr.simulation.Simulation.train_locally`, so runs are
@@ -34,7 +34,7 @@ from typing import TYPE_CHECKING
 import torch
 
 from fedgmr.errors import ConfigError
-from fedgmr.flat import FlatLayout, flatten_module
+from fedgmr.flat import FlatLayout, flatten_module, nonzero
 from fedgmr.methods.base import Method
 from fedgmr.models.slicing import build_submodel, slice_indices, transformer_rate, width_channels
 from fedgmr.models.transformer_lm import NUM_HEADS
@@ -108,7 +108,7 @@ def width_sliced_resolve(cfg: dict) -> None:
             cfg["training"]["lr"] = GN_LR
 
 
-def _counted(sim: "Simulation", rho: float, batches) -> "Iterator":
+def counted_steps(sim: "Simulation", rho: float, batches) -> "Iterator":
     """``batches``, unchanged and still drawn lazily, counting each step on a model of density rho."""
     for batch in batches:
         sim.count_steps(rho)
@@ -121,6 +121,8 @@ class _Cache:
     def __init__(self) -> None:
         self.models: dict[tuple[int, ...], SubModel] = {}
         self.maps: dict[tuple[tuple[int, ...], int], torch.Tensor] = {}
+        # (outer widths, inner widths) -> positions of the inner slice inside the outer one (FjORD)
+        self.nested: dict[tuple[tuple[int, ...], tuple[int, ...]], torch.Tensor] = {}
 
 
 class WidthSliced(Method):
@@ -185,6 +187,26 @@ class WidthSliced(Method):
             cache.maps[key] = idx
         return sub, idx
 
+    def nested(self, sim: "Simulation", outer: float, inner: float) -> tuple[SubModel, torch.Tensor]:
+        """The sub-model of density ``inner`` <= ``outer`` (front slices, window 0) and the positions of
+        its flat vector inside the ``outer`` slice's flat vector (inside the full vector when
+        ``outer >= 1``), so a narrower model trains from and back into the wider slice."""
+        sub, idx = self.submodel(sim, inner, 0)
+        if outer >= 1.0:
+            return sub, idx
+        cache = self._cache(sim)
+        outer_sub, outer_idx = self.submodel(sim, outer, 0)
+        key = (outer_sub.channels, sub.channels)
+        pos = cache.nested.get(key)
+        if pos is None:
+            where = torch.full((sim.layout.numel,), -1, dtype=torch.int64, device=idx.device)
+            where[outer_idx] = torch.arange(outer_idx.numel(), device=idx.device)
+            pos = where[idx]
+            if bool((pos < 0).any()):
+                raise RuntimeError(f"the {inner:g}-slice is not inside the {outer:g}-slice")
+            cache.nested[key] = pos
+        return sub, pos
+
     def _build(self, sim: "Simulation", rho: float, channels: tuple[int, ...]) -> SubModel:
         cfg, data = sim.cfg, sim.data
         m = cfg["model"]
@@ -231,63 +253,88 @@ class WidthSliced(Method):
         scaler: float | None,
         seed: int,
     ) -> torch.Tensor:
-        """Train the (rho, offset) slice of ``weights`` in place on ``batches``; return ``weights``.
-
-        ``rho >= 1`` trains the full model on the engine's own trainer (no index map).
-        """
-        mom = sim.momentum[client]
-        lr = sim.client_lr[client]
-        batches = _counted(sim, rho, batches)
+        """Train the (rho, offset) slice of the full-size ``weights`` in place on ``batches``; return
+        ``weights``. ``rho >= 1`` trains the full model on the engine's own trainer (no index map)."""
         if rho >= 1.0:
-            out = sim.trainer.train(weights, None, mom, batches, lr, remask=False, seed=seed)
-            weights.copy_(out)
+            weights.copy_(self.train_full(sim, client, weights, batches, seed))
             return weights
-        sub, idx = self.submodel(sim, rho, offset)
-        if hasattr(sub.model, "scaler"):
-            sub.model.scaler = scaler
-        mom_sub = None if mom is None else mom[idx]
-        out = sub.trainer.train(weights[idx], None, mom_sub, batches, lr, remask=False, seed=seed)
-        if mom is not None:
-            mom[idx] = mom_sub
-        weights[idx] = out
+        part, idx = self.trained_slice(sim, client, weights, rho, offset, batches, scaler, seed)
+        weights.index_copy_(0, idx, part)
         return weights
 
-    def coverage(self, sim: "Simulation", rho: float, offset: int) -> torch.Tensor:
-        """Boolean full-size coverage of the (rho, offset) slice."""
-        cover = torch.zeros_like(sim.global_w, dtype=torch.bool)
-        if rho >= 1.0:
-            cover.fill_(True)
-        else:
-            cover[self.submodel(sim, rho, offset)[1]] = True
-        return cover
+    def trained_slice(
+        self,
+        sim: "Simulation",
+        client: int,
+        source: torch.Tensor,
+        rho: float,
+        offset: int,
+        batches,
+        scaler: float | None,
+        seed: int,
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """The (rho < 1, offset) slice of the full-size ``source``, trained, and its index map. Only the
+        slice is gathered; the client's momentum slice is trained and scattered back into its buffer."""
+        sub, idx = self.submodel(sim, rho, offset)
+        mom = sim.momentum[client]
+        part = source.index_select(0, idx)
+        mom_part = None if mom is None else mom.index_select(0, idx)
+        self.train_part(sim, client, sub, part, mom_part, rho, batches, scaler, seed)
+        if mom is not None:
+            mom.index_copy_(0, idx, mom_part)
+        return part, idx
+
+    def train_full(self, sim: "Simulation", client: int, start: torch.Tensor, batches, seed: int) -> torch.Tensor:
+        """Local steps of the full model from ``start``; the trained weights (a new tensor)."""
+        batches = counted_steps(sim, 1.0, batches)
+        return sim.trainer.train(start, None, sim.momentum[client], batches, sim.client_lr[client], False, seed)
+
+    def train_part(
+        self,
+        sim: "Simulation",
+        client: int,
+        sub: SubModel,
+        part: torch.Tensor,
+        mom_part: torch.Tensor | None,
+        rho: float,
+        batches,
+        scaler: float | None,
+        seed: int,
+    ) -> None:
+        """Local steps of sub-model ``sub`` on ``part`` (its flat weights) and ``mom_part`` (its slice of
+        the client's momentum), both in place."""
+        if hasattr(sub.model, "scaler"):
+            sub.model.scaler = scaler
+        lr = sim.client_lr[client]
+        sub.trainer.train(part, None, mom_part, counted_steps(sim, rho, batches), lr, False, seed, out=part)
 
     def finish(
-        self, sim: "Simulation", trained: torch.Tensor, cover: torch.Tensor
+        self, sim: "Simulation", trained: torch.Tensor, idx: torch.Tensor | None
     ) -> tuple[torch.Tensor, torch.Tensor | None]:
-        """Zero-fill outside the slice; coverage by value as released (§6), the slice itself in clean."""
-        upload = torch.where(cover, trained, torch.zeros((), dtype=trained.dtype, device=trained.device))
+        """The upload: the trained slice ``trained`` (the full vector when ``idx`` is None) at positions
+        ``idx`` of a zero-filled full-size vector. Coverage by value as released (§6), the slice itself
+        in clean."""
+        if idx is None:
+            upload = trained
+        else:
+            upload = torch.zeros_like(sim.global_w).index_copy_(0, idx, trained)
         if sim.switch("value_coverage"):
-            return upload, upload != 0
-        return upload, cover
+            return upload, nonzero(upload)
+        if idx is None:
+            return upload, torch.ones_like(upload, dtype=torch.bool)
+        return upload, torch.zeros_like(upload, dtype=torch.bool).index_fill_(0, idx, True)
 
     def local_update(
         self, sim: "Simulation", client: int, start: torch.Tensor, mask: torch.Tensor | None
     ) -> tuple[torch.Tensor, torch.Tensor | None]:
-        """K local steps on the client's physically smaller model, scattered back (§7.3)."""
+        """K local steps on the client's physically smaller model, scattered back (§7.3): the upload is
+        the trained slice in a zero-filled vector (``start`` is never copied whole)."""
         rho = sim.densities[client]
-        offset = self.window_offset(sim, client)
-        weights = start.clone()
-        self.train_slice(
-            sim,
-            client,
-            weights,
-            rho,
-            offset,
-            self.batches(sim, client),
-            self.scaler(sim, client, rho),
-            self.step_seed(sim, client),
-        )
-        return self.finish(sim, weights, self.coverage(sim, rho, offset))
+        batches, seed = self.batches(sim, client), self.step_seed(sim, client)
+        if rho >= 1.0:
+            return self.finish(sim, self.train_full(sim, client, start, batches, seed), None)
+        offset, scaler = self.window_offset(sim, client), self.scaler(sim, client, rho)
+        return self.finish(sim, *self.trained_slice(sim, client, start, rho, offset, batches, scaler, seed))
 
 
 class AuxGated(WidthSliced):

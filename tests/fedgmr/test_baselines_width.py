@@ -251,3 +251,57 @@ def test_clean_fjord_with_batchnorm_is_refused_not_silently_shared():
         resolve_config(raw)
     raw["semantics"] = "released"
     assert resolve_config(raw)["model"]["norm"] == "bn"
+
+
+def test_fjord_nested_steps_equal_steps_gathered_from_the_full_vector():
+    # FjORD gathers the client's rho-slice once and trains each narrower width inside it. Reference: every
+    # step gathers its p-slice from the full-size vector and scatters it back (train_slice), then the
+    # upload is the rho-slice, zero-filled. Same copies, so bit-identical weights, momentum and coverage.
+    from fedgmr.methods.fjord import released_schedule
+
+    for semantics in ("released", "clean"):
+        cfg_over = {"training": {"local_steps": 5, "batch_size": 20, "momentum": 0.9}, "semantics": semantics}
+        runs = []
+        for reference in (False, True):
+            from fedgmr.simulation import Simulation
+
+            cfg = resolve_config(
+                {
+                    "method": "fjord",
+                    "seed": 3,
+                    "dataset": {"name": "synthetic_image", "synthetic_train": 400, "synthetic_test": 20},
+                    "model": {"width": 0.125},
+                    "run": {"progress": False},
+                    **cfg_over,
+                }
+            )
+            sim = Simulation(cfg)
+            m = sim.method
+            sim.net.begin_iteration()
+            out = {}
+            for client in range(sim.n):
+                rho = sim.densities[client]
+                start, mask = m.client_start(sim, client)
+                if not reference:
+                    out[client] = m.local_update(sim, client, start, mask)
+                    continue
+                widths = m.schedule(sim, client, rho)
+                if semantics == "released":
+                    assert widths == released_schedule(rho, 5)
+                w = start.clone()
+                batches = m.batches(sim, client)
+                for j, p in enumerate(widths):
+                    m.train_slice(sim, client, w, p, 0, [next(batches)], None, m.step_seed(sim, client, j))
+                cover = torch.ones_like(w, dtype=torch.bool)
+                if rho < 1.0:
+                    cover = torch.zeros_like(w, dtype=torch.bool)
+                    cover[m.submodel(sim, rho, 0)[1]] = True
+                up = torch.where(cover, w, torch.zeros(()))
+                out[client] = (up, (up != 0) if sim.switch("value_coverage") else cover)
+            runs.append((out, [mom.clone() for mom in sim.momentum]))
+        (a, mom_a), (b, mom_b) = runs
+        assert len({sim.densities[c] for c in a}) > 2  # several widths, the full model among them
+        for c in a:
+            assert torch.equal(a[c][0], b[c][0]) and torch.equal(a[c][1], b[c][1]), (semantics, c)
+        assert all(torch.equal(x, y) for x, y in zip(mom_a, mom_b))
+        assert any(bool(x.any()) for x in mom_a)  # momentum was used
