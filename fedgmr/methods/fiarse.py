@@ -55,12 +55,14 @@ on the +Aux machinery.
 
 from __future__ import annotations
 
+import weakref
 from typing import TYPE_CHECKING
 
 import torch
 from torch.func import functional_call
 
 from fedgmr.bias_gating import gated_layers
+from fedgmr.flat import any_per_row, as_float, nonzero
 from fedgmr.masks import NestedMasks
 from fedgmr.methods.base import Method
 from fedgmr.methods.registry import register
@@ -81,20 +83,20 @@ class ThresholdMask(torch.autograd.Function):
     @staticmethod
     def forward(ctx, scores: torch.Tensor, theta: torch.Tensor) -> torch.Tensor:
         ctx.save_for_backward(scores, theta)
-        return (scores >= theta).to(scores.dtype)
+        return as_float(scores >= theta, scores.dtype)
 
     @staticmethod
     def backward(ctx, grad_out: torch.Tensor):
         scores, theta = ctx.saved_tensors
         grad = torch.nan_to_num(2 * theta / (scores + theta) ** 2, nan=0.0, posinf=0.0, neginf=0.0)
-        return grad_out * grad * (scores >= theta).to(scores.dtype), None
+        return grad_out * grad * as_float(scores >= theta, scores.dtype), None
 
 
 def gated(w: torch.Tensor, theta: torch.Tensor, surrogate: bool) -> torch.Tensor:
     """Effective weights ``w ⊙ 1[|w| ≥ θ]``; with ``surrogate`` the mask is differentiated (FIARSE)."""
     if surrogate:
         return w * ThresholdMask.apply(w.abs(), theta)
-    return w * (w.detach().abs() >= theta).to(w.dtype)
+    return w * as_float(w.detach().abs() >= theta, w.dtype)
 
 
 def threshold_layers(model_name: str, layout) -> list:
@@ -111,7 +113,7 @@ def unit_gate_vector(kept: torch.Tensor, layers: list[tuple], dtype: torch.dtype
     multiplies the biases by; it also stops their gradient)."""
     g = torch.ones(kept.numel(), dtype=dtype, device=kept.device)
     for w, b in layers:
-        g[b.start : b.stop] = kept[w.start : w.stop].view(w.shape[0], -1).any(1).to(dtype)
+        g[b.start : b.stop] = any_per_row(kept[w.start : w.stop].view(w.shape[0], -1)).to(dtype)
     return g
 
 
@@ -129,6 +131,25 @@ def topk_threshold(w: torch.Tensor, prunable: torch.Tensor, rho: float) -> torch
     return torch.kthvalue(a, a.numel() - k + 1).values
 
 
+class _Memo:
+    """This run's derived state, all a pure function of the current global vector (so a resumed run
+    rebuilds the same): the masks, the masked weights a density's clients receive, and the thresholds
+    of those weights. Clients of one density share one of each instead of recomputing them (a
+    threshold is a ``kthvalue`` over every prunable layer)."""
+
+    def __init__(self) -> None:
+        self.masks_for: torch.Tensor | None = None  # the global vector ``sim.masks`` were built from
+        self.w: torch.Tensor | None = None  # the global vector ``starts`` and ``thetas`` derive from
+        self.starts: dict[int, tuple] = {}  # id(mask) -> (ref(mask), masked weights)
+        self.thetas: dict[int, tuple] = {}  # id(start) -> (ref(start), jump, thresholds)
+
+    def follow(self, w: torch.Tensor) -> None:
+        """Forget what was derived from an earlier global vector (it is never needed again but by
+        clients whose download carried over, which recompute it)."""
+        if self.w is not w:
+            self.w, self.starts, self.thetas = w, {}, {}
+
+
 class FIARSE(Method):
     # ---- semantics helpers ---------------------------------------------------------------------
     def released(self, sim: "Simulation") -> bool:
@@ -143,6 +164,9 @@ class FIARSE(Method):
         ``bias_gating``); empty otherwise. For FIARSE that forward mask is the threshold mask."""
         gate = sim.cfg["switches"].get("bias_gating") and sim.cfg["model"].get("variant") == "bp"
         return [(g.weight, g.bias) for g in gated_layers(sim.layout)] if gate else []
+
+    def _memo(self, sim: "Simulation") -> _Memo:
+        return self.run_state(sim, _Memo)
 
     def _dense0(self, sim: "Simulation") -> bool:
         return bool(sim.switch("dense_round0")) and sim.net.round == 0
@@ -161,14 +185,14 @@ class FIARSE(Method):
         identity of ``sim.global_w``: a pure function of it, so a resumed run rebuilds the same)."""
         if not self.released(sim):
             return
-        built = self.run_state(sim, dict)  # {"w": the global vector the masks were built from}
-        if built.get("w") is sim.global_w and sim.masks is not None:
+        memo = self._memo(sim)
+        if memo.masks_for is sim.global_w and sim.masks is not None:
             return
         if self.femnist_aux(sim):
             sim.rebuild_magnitude_masks(use_coefficients=True)
         else:
             sim.masks = NestedMasks.build(sim.global_w.abs(), sim.layout, None, floor=FLOOR)
-        built["w"] = sim.global_w
+        memo.masks_for = sim.global_w
 
     def client_mask(self, sim: "Simulation", density: float) -> torch.Tensor | None:
         if density >= 1.0:
@@ -183,7 +207,17 @@ class FIARSE(Method):
         if self._dense0(sim):
             return sim.global_w, None  # B12: round 0 trains the dense initial model
         start, mask = super().client_start(sim, client)
-        return (start if mask is None else start * mask), mask  # thresholds read the masked weights
+        if mask is None:
+            return start, mask
+        # Thresholds read the masked weights; clients of one density get the same tensor.
+        memo = self._memo(sim)
+        memo.follow(sim.global_w)
+        hit = memo.starts.get(id(mask)) if start is sim.global_w else None
+        if hit is None or hit[0]() is not mask:
+            hit = (weakref.ref(mask), start * mask)
+            if start is sim.global_w:
+                memo.starts[id(mask)] = hit
+        return hit[1], mask
 
     # ---- thresholds ----------------------------------------------------------------------------
     def thresholds(
@@ -194,8 +228,8 @@ class FIARSE(Method):
             return None  # clean, rho = 1: the full model
         if self.released(sim) and (self.femnist_aux(sim) or self._dense0(sim)):
             return None
-        theta = torch.zeros_like(start)
         if not self.released(sim):
+            theta = torch.zeros_like(start)
             kept = mask & sim.layout_prunable
             if kept.any():
                 theta[sim.layout_prunable] = start[kept].abs().min()
@@ -208,6 +242,19 @@ class FIARSE(Method):
         layers = threshold_layers(sim.cfg["model"]["name"], sim.layout)
         if not layers:
             return None
+        memo = self._memo(sim)
+        hit = memo.thetas.get(id(start))
+        if hit is not None and hit[0]() is start and hit[1] == jump:
+            return hit[2]
+        theta = self._floor_thresholds(start, layers, jump)
+        memo.thetas[id(start)] = (weakref.ref(start), jump, theta)
+        return theta
+
+    @staticmethod
+    def _floor_thresholds(start: torch.Tensor, layers: list, jump: bool) -> torch.Tensor:
+        """Released per-layer θ of ``start``: its floor magnitude, or with the tick ``jump`` the floor
+        taken inside the floor (0 outside the threshold layers)."""
+        theta = torch.zeros_like(start)
         for seg in layers:
             v = start[seg.start : seg.stop]
             t = floor_threshold(v)
@@ -230,7 +277,7 @@ class FIARSE(Method):
         for seg in layers:
             v = out[seg.start : seg.stop]
             kept[seg.start : seg.stop] = v.abs() >= floor_threshold(v)
-            v.mul_(kept[seg.start : seg.stop].to(v.dtype))
+            v.mul_(as_float(kept[seg.start : seg.stop], v.dtype))
         gated = [(w, b) for w, b in self.bias_gated(sim) if w in layers]
         if gated:
             out.mul_(unit_gate_vector(kept, gated, out.dtype))
@@ -246,7 +293,7 @@ class FIARSE(Method):
         else:
             upload = self.train_gated(sim, client, start, mask, theta, surrogate=not self.released(sim))
         if sim.switch("value_coverage"):
-            return upload, upload != 0
+            return upload, nonzero(upload)
         return upload, mask
 
     def train_gated(
@@ -263,12 +310,13 @@ class FIARSE(Method):
         params = [s for s in layout.segments if not s.is_buffer]
         sim.work.copy_(start)  # buffers (BN statistics) are updated in place by the forward
         w = start.clone()
-        fmask = None if mask is None else mask.to(w.dtype)
+        fmask = None if mask is None else as_float(mask, w.dtype)
         remask = fmask is not None and ((not sim.switch("value_coverage")) or sim.profile.remask_every_step)
         mom = sim.momentum[client]
         trainable = tr.trainable_f
         lr = sim.client_lr[client]
         gated_layers = self.bias_gated(sim)
+        flat_grad = None if surrogate else torch.zeros_like(w)  # buffer coordinates stay 0
         model.train()
         torch.manual_seed(WidthSliced.step_seed(sim, client))
         for x, y in WidthSliced.batches(sim, client):
@@ -292,14 +340,14 @@ class FIARSE(Method):
                 kept = w.abs() >= theta
                 if mask is not None:
                     kept &= mask
-                m = kept.to(w.dtype)
+                m = as_float(kept, w.dtype)
                 if gated_layers:
                     m.mul_(unit_gate_vector(kept, gated_layers, w.dtype))
-                leaf = eff = (w * m).requires_grad_(True)
-            out = functional_call(model, {s.name: eff[s.start : s.stop].view(s.shape) for s in params}, (x,))
-            loss = tr.loss(out, y)
-            (grad,) = torch.autograd.grad(loss, leaf)
-            if not surrogate:
+            if surrogate:
+                out = functional_call(model, {s.name: eff[s.start : s.stop].view(s.shape) for s in params}, (x,))
+                (grad,) = torch.autograd.grad(tr.loss(out, y), leaf)
+            else:
+                grad = _grad_at_masked(tr, w, m, x, y, flat_grad)
                 grad.mul_(m)  # already holds the client mask: the multiply below would change nothing
             step = grad * trainable if tr.has_buffers else grad  # trainable is all ones without buffers
             if fmask is not None and surrogate:
@@ -314,10 +362,35 @@ class FIARSE(Method):
                 w.mul_(fmask)
                 if mom is not None:
                     mom.mul_(fmask)
-        out_w = sim.work.clone()
+        if not tr.has_buffers:
+            return w
+        out_w = sim.work.clone()  # the buffers as the forward passes left them
         keep = sim.layout.trainable.to(w.device)
         out_w[keep] = w[keep]
         return out_w
+
+
+def _grad_at_masked(tr, w: torch.Tensor, m: torch.Tensor, x, y, grad: torch.Tensor) -> torch.Tensor:
+    """dL/d(w ⊙ m) of one batch, into ``grad``: the model's own forward and backward with its parameters
+    (views of ``tr.work``) set to ``w ⊙ m``. Buffers (BatchNorm statistics) stay those of ``tr.work``.
+
+    Same numbers as autograd through the flat vector's views, without its per-parameter full-size
+    gradient copies (the backward took ~4x the forward and backward of the model alone).
+    """
+    with torch.no_grad():
+        for p, a, b in zip(tr.params, tr.param_views(w), tr.param_views(m)):
+            torch.mul(a, b, out=p)
+    for p in tr.params:
+        p.grad = None
+    tr.loss(tr.model(x), y).backward()
+    with torch.no_grad():
+        for g, p in zip(tr.param_views(grad), tr.params):
+            if p.grad is None:
+                g.zero_()
+            else:
+                g.copy_(p.grad)
+            p.grad = None
+    return grad
 
 
 class FIARSEAux(FIARSE):

@@ -164,3 +164,31 @@ def test_released_evaluation_gates_biases_of_silent_units(gating):
     seg = sim.layout.by_name["conv1.weight"]
     live = (ev[seg.start : seg.stop].view(seg.shape[0], -1) != 0).any(1)
     assert torch.equal(ev[b1.start : b1.stop][live], w[b1.start : b1.stop][live])
+
+
+def test_clients_of_one_density_share_received_weights_and_thresholds():
+    # Per-run memo (fiarse._Memo): the masked weights and their per-layer thresholds are built once per
+    # (global vector, density), and equal what a fresh computation gives; a new global vector drops them.
+    sim = _sim()
+    m = sim.method
+    sim.net.round = 1  # past the dense round 0 (B12)
+    m.on_round(sim, 1, False)
+    by_density: dict[float, list[int]] = {}
+    for c, rho in enumerate(sim.densities):
+        by_density.setdefault(rho, []).append(c)
+    a, b = next(cs for rho, cs in by_density.items() if len(cs) > 1 and rho < 1.0)[:2]
+    (sa, ma), (sb, mb) = m.client_start(sim, a), m.client_start(sim, b)
+    assert sa is sb and ma is mb
+    assert torch.equal(sa, sim.global_w * ma)
+    ta, tb = m.thresholds(sim, a, sa, ma), m.thresholds(sim, b, sb, mb)
+    assert ta is tb
+    layers = threshold_layers("leaf_cnn", sim.layout)
+    fresh = torch.zeros_like(sa)
+    for seg in layers:
+        fresh[seg.start : seg.stop] = _floor(sa[seg.start : seg.stop])
+    assert torch.equal(ta, fresh)
+    sim.global_w = sim.global_w * 1.5  # the server merged: everything derived is rebuilt
+    m.on_round(sim, 2, False)
+    sc, _ = m.client_start(sim, a)
+    assert sc is not sa and torch.equal(sc, sim.global_w * sim.masks.mask(sim.densities[a]))
+    assert not torch.equal(m.thresholds(sim, a, sc, sim.masks.mask(sim.densities[a])), ta)
