@@ -1,7 +1,7 @@
 """Every base method against its own compute floor: `benchmarks/engine.py --method NAME` per method, each in a
 fresh process (so peak memory is the method's), collected into one CSV.
 
-    python benchmarks/methods.py [--rounds 20] [--threads 2] [--out benchmarks/results/engine_methods_cpu.csv]
+    python benchmarks/methods.py [--rounds 20] [--threads 2] [--repeat 1] [--out benchmarks/results/engine_methods_cpu.csv]
 
 Rows: method, rounds, wall (s), floor (s), wall/floor, peak memory (MiB), plus the machine, command and git
 commit. The floor of each method is the same local SGD steps on the models it really trains (sub-models for
@@ -60,9 +60,10 @@ def main() -> None:
     ap.add_argument("--rounds", type=int, default=20)
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--sequential", action="store_true", help="pass --sequential to engine.py")
+    ap.add_argument("--repeat", type=int, default=1, help="pass --repeat to engine.py (fastest of N)")
     ap.add_argument("--out", type=Path, default=HERE / "results" / "engine_methods_cpu.csv")
     a = ap.parse_args()
-    extra = ["--sequential"] if a.sequential else []
+    extra = (["--sequential"] if a.sequential else []) + (["--repeat", str(a.repeat)] if a.repeat > 1 else [])
     sha = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True,
                          cwd=HERE).stdout.strip()
     machine = f"{os.cpu_count()} cores, {cpu_model()}"
