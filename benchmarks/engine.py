@@ -19,6 +19,7 @@ N times and compares the fastest of each (other load only ever slows a run down)
 from __future__ import annotations
 
 import argparse
+import gc
 import resource
 import sys
 import tempfile
@@ -115,15 +116,19 @@ def main() -> None:
             t0 = time.perf_counter()
             sim = run(cfg, Path(tmp) / "run", progress=False)
             walls.append(time.perf_counter() - t0)
-        floors.append(floor(sim.cfg, sim.counters, sim.data.num_classes))
-    c = sim.counters  # the same work in every repetition
+        # The same work in every repetition; only one run's state is alive at a time (peak memory).
+        c, rounds, ticks = sim.counters, sim.net.train_number[0], sim.tick_index
+        run_cfg, classes = sim.cfg, sim.data.num_classes
+        del sim
+        gc.collect()
+        floors.append(floor(run_cfg, c, classes))
     wall, fl = min(walls), min(floors)
-    rps = sim.net.train_number[0] / wall
+    rps = rounds / wall
     by_density = ", ".join(f"{d:g}: {n}" for d, n in c["steps_by_density"].items())
     print(
-        f"method {args.method}  rounds {sim.net.train_number[0]}  local steps {c['steps']} "
+        f"method {args.method}  rounds {rounds}  local steps {c['steps']} "
         f"(by density {by_density})  evaluations {c['eval_passes']} ({c['eval_samples']} samples)  "
-        f"ticks {sim.tick_index}"
+        f"ticks {ticks}"
     )
     if args.repeat > 1:
         print(f"repeats {args.repeat}: engine {_seconds(walls)}; floor {_seconds(floors)} (fastest used)")
