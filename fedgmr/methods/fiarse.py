@@ -331,6 +331,8 @@ class FIARSE(Method):
                     if mask is not None:
                         kept &= mask
                     eff = eff * unit_gate_vector(kept, gated_layers, w.dtype)
+                out = functional_call(model, {s.name: eff[s.start : s.stop].view(s.shape) for s in params}, (x,))
+                (grad,) = torch.autograd.grad(tr.loss(out, y), leaf)
             else:
                 # Released (no surrogate): the threshold mask is a constant of the step, so the forward's
                 # weights are w ⊙ m with m = 1[|w| ≥ θ] ⊙ mask ⊙ bias gates and dL/dw = dL/d(w ⊙ m) ⊙ m.
@@ -343,10 +345,6 @@ class FIARSE(Method):
                 m = as_float(kept, w.dtype)
                 if gated_layers:
                     m.mul_(unit_gate_vector(kept, gated_layers, w.dtype))
-            if surrogate:
-                out = functional_call(model, {s.name: eff[s.start : s.stop].view(s.shape) for s in params}, (x,))
-                (grad,) = torch.autograd.grad(tr.loss(out, y), leaf)
-            else:
                 grad = _grad_at_masked(tr, w, m, x, y, flat_grad)
                 grad.mul_(m)  # already holds the client mask: the multiply below would change nothing
             step = grad * trainable if tr.has_buffers else grad  # trainable is all ones without buffers
