@@ -63,6 +63,8 @@ def main() -> None:
     ap.add_argument("--repeat", type=int, default=1, help="pass --repeat to engine.py (fastest of N)")
     ap.add_argument("--out", type=Path, default=HERE / "results" / "engine_methods_cpu.csv")
     a = ap.parse_args()
+    if a.repeat < 1:
+        ap.error("--repeat must be at least 1")
     extra = (["--sequential"] if a.sequential else []) + (["--repeat", str(a.repeat)] if a.repeat > 1 else [])
     sha = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True,
                          cwd=HERE).stdout.strip()
