@@ -21,6 +21,7 @@ import numpy as np
 import torch
 
 from fedgmr.flat import FlatLayout
+from fedgmr.selection import kth_smallest
 
 __all__ = [
     "NestedMasks",
@@ -111,9 +112,9 @@ def _candidates(
             continue
         s = score[seg.start : seg.stop].detach().to(dtype)
         fs = floor_score[seg.start : seg.stop].detach()
-        # Ascending sorted position min(floor((1 - floor) n), n - 1); kthvalue is 1-based and O(n).
+        # Ascending sorted position min(floor((1 - floor) n), n - 1); 1-based, O(n) (fedgmr.selection).
         pos = min(int((1.0 - floor) * n), n - 1)
-        threshold = torch.kthvalue(fs, pos + 1).values
+        threshold = kth_smallest(fs, pos + 1)
         candidate = fs < threshold
         keep[seg.start : seg.stop] = ~candidate
         idx = torch.nonzero(candidate).squeeze(1)
@@ -195,7 +196,7 @@ class NestedMasks:
 
     Each mask keeps the always-kept coordinates and the ``count`` best candidates, ties broken by flat
     position: exactly the prefix of :func:`build_priority`'s stable ranking, but found with one O(n)
-    selection (``kthvalue``) per distinct count instead of a full sort per tick. With five tiers that
+    selection (``kth_smallest``) per distinct count instead of a full sort per tick. With five tiers that
     is ~5x cheaper on a 6.6M-weight model, and FIARSE rebuilds its masks every round.
     Masks of equal count are the same tensor, so ten clients over five tiers cost five bool vectors.
 
@@ -260,7 +261,7 @@ class NestedMasks:
         if k >= n:
             return self.positions
         v = self.values
-        kth = torch.kthvalue(v, n - k + 1).values  # the k-th largest value
+        kth = kth_smallest(v, n - k + 1)  # the k-th largest value
         above = v > kth
         need = k - int(above.sum())
         ties = torch.nonzero(v == kth).squeeze(1)[:need]  # positions are ascending: stable tie-break

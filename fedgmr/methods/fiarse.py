@@ -67,6 +67,7 @@ from fedgmr.masks import NestedMasks
 from fedgmr.methods.base import Method
 from fedgmr.methods.registry import register
 from fedgmr.methods.width_sliced import WidthSliced
+from fedgmr.selection import kth_smallest
 
 if TYPE_CHECKING:
     from fedgmr.simulation import Simulation
@@ -121,21 +122,21 @@ def floor_threshold(values: torch.Tensor, floor: float = FLOOR) -> torch.Tensor:
     """Magnitude at ascending position ``min(floor((1 - floor) n), n - 1)`` (the released floor, §4.3)."""
     n = values.numel()
     # The (k+1)-th smallest is the sorted array's element k: the same value as sorting, in linear time.
-    return torch.kthvalue(values.abs(), min(int((1.0 - floor) * n), n - 1) + 1).values
+    return kth_smallest(values.abs(), min(int((1.0 - floor) * n), n - 1) + 1)
 
 
 def topk_threshold(w: torch.Tensor, prunable: torch.Tensor, rho: float) -> torch.Tensor:
     """Model-wise top-k threshold: the ``max(1, floor(rho N))``-th largest |w| over prunable weights."""
     a = w[prunable].abs()
     k = max(1, min(a.numel(), int(rho * a.numel() + 1e-9)))
-    return torch.kthvalue(a, a.numel() - k + 1).values
+    return kth_smallest(a, a.numel() - k + 1)
 
 
 class _Memo:
     """This run's derived state, all a pure function of the current global vector (so a resumed run
     rebuilds the same): the masks, the masked weights a density's clients receive, and the thresholds
     of those weights. Clients of one density share one of each instead of recomputing them (a
-    threshold is a ``kthvalue`` over every prunable layer)."""
+    threshold is a k-th-value selection over every prunable layer)."""
 
     def __init__(self) -> None:
         self.masks_for: torch.Tensor | None = None  # the global vector ``sim.masks`` were built from
