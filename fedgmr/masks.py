@@ -188,7 +188,7 @@ def density_of(mask: torch.Tensor, layout: FlatLayout) -> float:
     """Active prunable weights / total prunable weights (reference §4.1; biases excluded)."""
     if layout.num_prunable == 0:
         return 1.0
-    return int((mask & layout.prunable.to(mask.device)).sum()) / layout.num_prunable
+    return int(torch.count_nonzero(mask & layout.prunable.to(mask.device))) / layout.num_prunable
 
 
 class NestedMasks:
@@ -217,7 +217,7 @@ class NestedMasks:
         self.keep = keep
         self.positions = positions
         self.values = values
-        self.n_floor = int((keep & layout.prunable.to(keep.device)).sum())
+        self.n_floor = int(torch.count_nonzero(keep & layout.prunable.to(keep.device)))
         self._cache: dict[int, torch.Tensor] = {}
 
     @classmethod
@@ -263,7 +263,7 @@ class NestedMasks:
         v = self.values
         kth = kth_smallest(v, n - k + 1)  # the k-th largest value
         above = v > kth
-        need = k - int(above.sum())
+        need = k - int(torch.count_nonzero(above))
         ties = torch.nonzero(v == kth).squeeze(1)[:need]  # positions are ascending: stable tie-break
         return torch.cat([self.positions[above], self.positions[ties]])
 

@@ -112,10 +112,14 @@ def threshold_layers(model_name: str, layout) -> list:
 def unit_gate_vector(kept: torch.Tensor, layers: list[tuple], dtype: torch.dtype) -> torch.Tensor:
     """Ones, except 0 on the bias of every output unit without a kept weight (what a gated forward
     multiplies the biases by; it also stops their gradient)."""
-    g = torch.ones(kept.numel(), dtype=dtype, device=kept.device)
+    return gate_biases_(torch.ones(kept.numel(), dtype=dtype, device=kept.device), kept, layers)
+
+
+def gate_biases_(m: torch.Tensor, kept: torch.Tensor, layers: list[tuple]) -> torch.Tensor:
+    """``m ⊙ unit_gate_vector(kept, layers)`` in place, touching only the bias segments."""
     for w, b in layers:
-        g[b.start : b.stop] = any_per_row(kept[w.start : w.stop].view(w.shape[0], -1)).to(dtype)
-    return g
+        m[b.start : b.stop].mul_(any_per_row(kept[w.start : w.stop].view(w.shape[0], -1)).to(m.dtype))
+    return m
 
 
 def floor_threshold(values: torch.Tensor, floor: float = FLOOR) -> torch.Tensor:
@@ -281,7 +285,7 @@ class FIARSE(Method):
             v.mul_(as_float(kept[seg.start : seg.stop], v.dtype))
         gated = [(w, b) for w, b in self.bias_gated(sim) if w in layers]
         if gated:
-            out.mul_(unit_gate_vector(kept, gated, out.dtype))
+            gate_biases_(out, kept, gated)
         return out
 
     # ---- local training ------------------------------------------------------------------------
@@ -345,9 +349,9 @@ class FIARSE(Method):
                     kept &= mask
                 m = as_float(kept, w.dtype)
                 if gated_layers:
-                    m.mul_(unit_gate_vector(kept, gated_layers, w.dtype))
+                    gate_biases_(m, kept, gated_layers)
+                # m already holds the client mask: the multiply below would change nothing.
                 grad = _grad_at_masked(tr, w, m, x, y, flat_grad)
-                grad.mul_(m)  # already holds the client mask: the multiply below would change nothing
             step = grad * trainable if tr.has_buffers else grad  # trainable is all ones without buffers
             if fmask is not None and surrogate:
                 step = step * fmask
@@ -370,8 +374,9 @@ class FIARSE(Method):
 
 
 def _grad_at_masked(tr, w: torch.Tensor, m: torch.Tensor, x, y, grad: torch.Tensor) -> torch.Tensor:
-    """dL/d(w ⊙ m) of one batch, into ``grad``: the model's own forward and backward with its parameters
-    (views of ``tr.work``) set to ``w ⊙ m``. Buffers (BatchNorm statistics) stay those of ``tr.work``.
+    """``m ⊙ dL/d(w ⊙ m)`` of one batch (= dL/dw for a 0/1 ``m``), into ``grad``: the model's own forward
+    and backward with its parameters (views of ``tr.work``) set to ``w ⊙ m``. Buffers (BatchNorm
+    statistics) stay those of ``tr.work``.
 
     Same numbers as autograd through the flat vector's views, without its per-parameter full-size
     gradient copies (the backward took ~4x the forward and backward of the model alone).
@@ -383,11 +388,11 @@ def _grad_at_masked(tr, w: torch.Tensor, m: torch.Tensor, x, y, grad: torch.Tens
         p.grad = None
     tr.loss(tr.model(x), y).backward()
     with torch.no_grad():
-        for g, p in zip(tr.param_views(grad), tr.params):
+        for g, p, b in zip(tr.param_views(grad), tr.params, tr.param_views(m)):
             if p.grad is None:
                 g.zero_()
             else:
-                g.copy_(p.grad)
+                torch.mul(p.grad, b, out=g)
             p.grad = None
     return grad
 
