@@ -81,8 +81,16 @@ class Simulation:
         # Clients of one iteration train together unless run.batch_clients is false (then one after
         # another on this trainer: the reference path the goldens freeze).
         self.group = GroupTrainer(self.trainer) if cfg["run"]["batch_clients"] else None
+        # Several models on the same data are evaluated in one stacked pass where clients train that way.
         self.evaluator = Evaluator(
-            self.model, self.work, self.data, self.batcher, cfg["evaluation"]["batch_size"], tr["loss"]
+            self.model,
+            self.work,
+            self.data,
+            self.batcher,
+            cfg["evaluation"]["batch_size"],
+            tr["loss"],
+            layout=self.layout,
+            stacked=self.group is not None and self.group.backend == "vmap",
         )
         # Released bp models silence the biases of output units without an active weight (§4.4).
         gate = self.switch("bias_gating") and m["variant"] == "bp"
@@ -232,6 +240,12 @@ class Simulation:
         threshold forward, B3, transforms them first)."""
         return self.evaluator(self.method.eval_weights(self, weights), split, client)
 
+    def evaluate_many(
+        self, weights: list[torch.Tensor], split: str = "test", clients: list[int] | None = None
+    ) -> list[tuple[float, float]]:
+        """:meth:`evaluate` of several vectors, in one stacked pass where the evaluator allows it."""
+        return self.evaluator.many([self.method.eval_weights(self, w) for w in weights], split, clients)
+
     # ---- the loop --------------------------------------------------------------------------------
     def finished_by_limits(self) -> bool:
         return self.net.time > self.sched["max_time"] or self.net.train_number[0] > self.sched["max_rounds"]
@@ -341,25 +355,26 @@ class Simulation:
         interval = self.sched["interval"]
         p_eval = 5 * interval if fully_restored(self.restoration.rho_min) else interval
         split = "test" if self.switch("gmr_signal") == "test" else "val"
-        for a in arrivals:
-            if self.net.train_number[a.client] % p_eval == 1 % p_eval:
-                acc, _ = self.evaluate(self.client_model(a.client), split, a.client)
-                self.client_scores[a.client] = acc
-                self.score_fresh[a.client] = True
+        due = [a.client for a in arrivals if self.net.train_number[a.client] % p_eval == 1 % p_eval]
+        if not due:
+            return
+        scores = self.evaluate_many([self.client_model(c) for c in due], split, due)
+        for c, (acc, _) in zip(due, scores):
+            self.client_scores[c] = acc
+            self.score_fresh[c] = True
 
     def _tick(self, r: int) -> None:
         self.last_tick_round = r
-        acc_s, loss_s = self.evaluate(self.global_w)
         buf = self.buffer()
         have = [i for i in range(self.n) if buf[i] is not None]
-        if fully_restored(self.restoration.rho_min) or not have:
-            acc_a = acc_s
-            signal = acc_s if self.switch("gmr_signal") == "test" else self.evaluate(self.global_w, "val")[0]
-        else:
+        # The server model, and (before full restoration) the buffer average: the GMR signal (B14).
+        models = [self.global_w]
+        if not (fully_restored(self.restoration.rho_min) or not have):
             coeffs = self.staleness.coefficients()
-            avg = buffer_average([buf[i] for i in have], [coeffs[i] for i in have])
-            acc_a, _ = self.evaluate(avg)
-            signal = acc_a if self.switch("gmr_signal") == "test" else self.evaluate(avg, "val")[0]
+            models.append(buffer_average([buf[i] for i in have], [coeffs[i] for i in have]))
+        (acc_s, loss_s), *avg = self.evaluate_many(models)
+        acc_a = avg[0][0] if avg else acc_s
+        signal = acc_a if self.switch("gmr_signal") == "test" else self.evaluate(models[-1], "val")[0]
         scores = None
         if self.method.client_triggers:
             if self.switch("stale_client_scores"):
