@@ -10,6 +10,7 @@ none of the machinery (clock, masks, aggregation, checkpoints). Both run in this
 other, on the same threads.
 
     python benchmarks/engine.py [--method fedgmr] [--rounds 50] [--threads 2] [--width 1.0] [--repeat 1]
+                                [--sequential | --backend auto|threads|vmap]
 
 The last line is ``wall/floor <ratio>``. Peak memory (max RSS) is printed too. On a shared machine the
 same work can take 20 % more or less from one run to the next; ``--repeat N`` alternates engine and floor
@@ -37,7 +38,7 @@ from fedgmr.runner import run  # noqa: E402
 from fedgmr.training import loss_fn  # noqa: E402
 
 
-def config(rounds: int, width: float, batch: bool = True, method: str = "fedgmr") -> dict:
+def config(rounds: int, width: float, batch: bool = True, method: str = "fedgmr", backend: str = "auto") -> dict:
     return resolve_config(
         {
             "method": method,
@@ -50,7 +51,7 @@ def config(rounds: int, width: float, batch: bool = True, method: str = "fedgmr"
             "model": {"width": width},
             "training": {"local_steps": 5, "batch_size": 20},
             "schedule": {"interval": 25, "max_rounds": rounds},
-            "run": {"progress": False, "batch_clients": batch},
+            "run": {"progress": False, "batch_clients": batch, "batch_backend": backend},
         }
     )
 
@@ -104,12 +105,18 @@ def main() -> None:
     ap.add_argument(
         "--sequential", action="store_true", help="train clients one after another (run.batch_clients: false)"
     )
+    ap.add_argument(
+        "--backend",
+        default="auto",
+        choices=("auto", "threads", "vmap"),
+        help="run.batch_backend (auto: one client after another on the CPU, vmap on a GPU)",
+    )
     ap.add_argument("--repeat", type=int, default=1, help="alternate engine and floor N times; fastest of each")
     args = ap.parse_args()
     if args.repeat < 1:
         ap.error("--repeat must be at least 1")
     torch.set_num_threads(args.threads)
-    cfg = config(args.rounds, args.width, batch=not args.sequential, method=args.method)
+    cfg = config(args.rounds, args.width, batch=not args.sequential, method=args.method, backend=args.backend)
     walls, floors = [], []
     for _ in range(args.repeat):
         with tempfile.TemporaryDirectory() as tmp:
@@ -118,6 +125,7 @@ def main() -> None:
             walls.append(time.perf_counter() - t0)
         # The same work in every repetition; only one run's state is alive at a time (peak memory).
         c, rounds, ticks = sim.counters, sim.net.train_number[0], sim.tick_index
+        backend = "sequential" if sim.group is None else sim.group.backend
         run_cfg, classes = sim.cfg, sim.data.num_classes
         del sim
         gc.collect()
@@ -128,7 +136,7 @@ def main() -> None:
     print(
         f"method {args.method}  rounds {rounds}  local steps {c['steps']} "
         f"(by density {by_density})  evaluations {c['eval_passes']} ({c['eval_samples']} samples)  "
-        f"ticks {ticks}"
+        f"ticks {ticks}  backend {backend}"
     )
     if args.repeat > 1:
         print(f"repeats {args.repeat}: engine {_seconds(walls)}; floor {_seconds(floors)} (fastest used)")

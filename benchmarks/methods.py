@@ -1,10 +1,11 @@
 """Every base method against its own compute floor: `benchmarks/engine.py --method NAME` per method, each in a
 fresh process (so peak memory is the method's), collected into one CSV.
 
-    python benchmarks/methods.py [--rounds 20] [--threads 2] [--repeat 1] [--out benchmarks/results/engine_methods_cpu.csv]
+    python benchmarks/methods.py [--rounds 20] [--threads 2] [--repeat 1] [--backends auto[,threads,vmap]]
+                                 [--out benchmarks/results/engine_methods_cpu.csv]
 
-Rows: method, rounds, wall (s), floor (s), wall/floor, peak memory (MiB), plus the machine, command and git
-commit. The floor of each method is the same local SGD steps on the models it really trains (sub-models for
+Rows: method, backend, rounds, wall (s), floor (s), wall/floor, peak memory (MiB), plus the machine, command
+and git commit. With several ``--backends`` each method runs once per backend, back to back. The floor of each method is the same local SGD steps on the models it really trains (sub-models for
 the width-sliced methods) in a bare loop; see benchmarks/engine.py. The issue-9 target is wall/floor <= 1.15.
 """
 
@@ -23,6 +24,7 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parent
 BASE_METHODS = ["fedgmr", "fedavg", "fedasync", "heterofl", "fedrolex", "fjord", "fiarse"]
 PATTERNS = {
+    "backend": r"backend (\w+)",
     "rounds": r"rounds (\d+)",
     "wall_s": r"engine wall ([\d.]+) s",
     "floor_s": r"compute floor ([\d.]+) s",
@@ -61,6 +63,7 @@ def main() -> None:
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--sequential", action="store_true", help="pass --sequential to engine.py")
     ap.add_argument("--repeat", type=int, default=1, help="pass --repeat to engine.py (fastest of N)")
+    ap.add_argument("--backends", default="auto", help="comma-separated run.batch_backend values to compare")
     ap.add_argument("--out", type=Path, default=HERE / "results" / "engine_methods_cpu.csv")
     a = ap.parse_args()
     if a.repeat < 1:
@@ -69,15 +72,16 @@ def main() -> None:
     sha = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True,
                          cwd=HERE).stdout.strip()
     machine = f"{os.cpu_count()} cores, {cpu_model()}"
+    backends = [b for b in a.backends.split(",") if b]
     command = " ".join(["python", "benchmarks/methods.py", "--rounds", str(a.rounds), "--threads",
-                        str(a.threads), *extra])
+                        str(a.threads), *extra, *(["--backends", a.backends] if backends != ["auto"] else [])])
     rows = []
-    for method in a.methods:
-        row = measure(method, a.rounds, a.threads, extra)
+    for method, backend in ((m, b) for m in a.methods for b in backends):
+        row = measure(method, a.rounds, a.threads, [*extra, "--backend", backend])
         row.update(date=time.strftime("%Y-%m-%d"), machine=machine, git=sha, command=command,
                    load_1min_after=f"{os.getloadavg()[0]:.2f}")
         rows.append(row)
-        print(f"{method:10s} wall {row['wall_s']:>7} s  floor {row['floor_s']:>7} s  "
+        print(f"{method:10s} {row['backend']:10s} wall {row['wall_s']:>7} s  floor {row['floor_s']:>7} s  "
               f"wall/floor {row['wall_over_floor']}  peak {row['peak_mib']} MiB", flush=True)
     a.out.parent.mkdir(parents=True, exist_ok=True)
     with a.out.open("w", newline="") as f:

@@ -7,9 +7,9 @@ of one iteration are independent, so they can run together. :class:`GroupTrainer
 coordinates and their momentum exactly zero after every step), the no-remask drift path (B6), BatchNorm
 running statistics per client, per-client dropout seeded by the job's own ``seed``, any loss.
 
-Two backends, chosen by device (``backend="auto"``):
+Two batched backends (``backend="auto"`` picks by device, :func:`default_backend`):
 
-* ``threads`` (CPU): long-lived worker threads, one intra-op thread each, every worker with its own replica
+* ``threads`` (CPU, opt-in): long-lived worker threads, one intra-op thread each, every worker with its own replica
   of the model (``Trainer`` on its own flat vector). Each job runs the unchanged ``Trainer.train`` code on a
   replica; torch releases the GIL inside kernels, so W workers train W clients at once. On small models and
   small batches this beats intra-op threading (one client on W threads), which is what the sequential
@@ -463,8 +463,16 @@ BACKENDS = ("threads", "vmap", "sequential")
 
 
 def default_backend(device: torch.device | str) -> str:
-    """``vmap`` on accelerators, ``threads`` on CPU (measured: ``benchmarks/batched_step.py``)."""
-    return "threads" if torch.device(device).type == "cpu" else "vmap"
+    """``vmap`` on accelerators; ``sequential`` on the CPU.
+
+    On the CPU the ``threads`` backend lost to one client at a time in the whole engine on the only CPU
+    machine measured (2 cores; ``python benchmarks/methods.py --methods fedgmr fedavg fedasync --backends
+    auto,threads``, ``benchmarks/results/cpu_backends.csv``), although on the bare local steps alone two
+    1-thread workers were a little faster (``benchmarks/batched_step.py``). Why is not established; see the
+    README's performance section. ``threads`` stays available (``run.batch_backend: threads``) for
+    machines with more cores, where it may pay: measure there before relying on it.
+    """
+    return "sequential" if torch.device(device).type == "cpu" else "vmap"
 
 
 class GroupTrainer:

@@ -20,7 +20,7 @@ from collections import Counter
 import torch
 
 from fedgmr.aggregation import AGGREGATORS, buffer_average
-from fedgmr.batched import GroupTrainer, Job
+from fedgmr.batched import GroupTrainer, Job, default_backend
 from fedgmr.bias_gating import apply_gates, gated_layers, unit_gates
 from fedgmr.data import Batcher, IndexStream, load_dataset
 from fedgmr.evaluation import Evaluator
@@ -78,9 +78,14 @@ class Simulation:
         self.trainer = Trainer(
             self.model, self.layout, self.work, tr["loss"], tr["momentum"], tr["weight_decay"]
         )
-        # Clients of one iteration train together unless run.batch_clients is false (then one after
-        # another on this trainer: the reference path the goldens freeze).
-        self.group = GroupTrainer(self.trainer) if cfg["run"]["batch_clients"] else None
+        # Clients of one iteration train together unless run.batch_clients is false or the backend is
+        # sequential (the CPU default): then one after another on this trainer, the reference path
+        # the goldens freeze.
+        backend = cfg["run"]["batch_backend"]
+        if backend == "auto":
+            backend = default_backend(self.device)
+        batch = cfg["run"]["batch_clients"] and backend != "sequential"
+        self.group = GroupTrainer(self.trainer, backend) if batch else None
         # Several models on the same data are evaluated in one stacked pass where clients train that way.
         self.evaluator = Evaluator(
             self.model,

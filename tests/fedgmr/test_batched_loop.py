@@ -71,19 +71,29 @@ BASE = {
 }
 
 
-def _sim(method, semantics, batch):
+def _sim(method, semantics, batch, backend="auto"):
     raw = copy.deepcopy(BASE) | {"method": method, "semantics": semantics}
-    raw["run"] = dict(raw["run"], batch_clients=batch)
+    raw["run"] = dict(raw["run"], batch_clients=batch, batch_backend=backend)
     return Simulation(resolve_config(raw))
 
 
+def test_cpu_default_is_the_reference_path():
+    """On the CPU ``batch_clients: true`` trains one client after another (``default_backend``): the
+    goldens' path, bit for bit; the batched backends are chosen explicitly."""
+    assert _sim("fedgmr", "released", True).group is None
+    assert _sim("fedgmr", "released", True, "threads").group.backend == "threads"
+    vm = _sim("fedgmr", "released", True, "vmap")
+    assert vm.group.backend == "vmap" and vm.evaluator.stacked
+
+
+@pytest.mark.parametrize("backend", ["threads", "vmap"])
 @pytest.mark.parametrize("semantics", ["released", "clean"])
 @pytest.mark.parametrize("method", ["fedgmr", "fedavg", "wo_buff", "fiarse", "heterofl", "fjord"])
-def test_one_iteration_batched_equals_sequential(method, semantics):
+def test_one_iteration_batched_equals_sequential(method, semantics, backend):
     one_thread = torch.get_num_threads()
     torch.set_num_threads(1)  # the sequential reference on one thread, as each worker runs
     try:
-        seq, bat = _sim(method, semantics, False), _sim(method, semantics, True)
+        seq, bat = _sim(method, semantics, False), _sim(method, semantics, True, backend)
         for _ in range(6):  # past round 0 (dense as released) into masked rounds
             seq.step()
             bat.step()
