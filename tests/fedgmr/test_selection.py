@@ -9,7 +9,7 @@ from fedgmr.selection import kth_smallest
 
 
 def _ks(n: int) -> list[int]:
-    return sorted({1, 2, n // 1000 + 1, n // 10, n // 2, n - n // 10, n - 1, n})
+    return sorted({1, 2, n // 1000 + 1, n // 50, n // 20, n // 10, n // 2, n - n // 10, n - n // 50, n - 1, n})
 
 
 @pytest.mark.parametrize(
@@ -22,8 +22,10 @@ def _ks(n: int) -> list[int]:
         # sorted and reverse-sorted (the strided sample sees only one end of each run)
         lambda g, n: torch.sort(torch.rand(n, generator=g)).values,
         lambda g, n: torch.sort(torch.rand(n, generator=g), descending=True).values,
-        # a mass of exact zeros (masked weights) and a tail
+        # a mass of exact zeros (masked weights) and a tail, at several densities
         lambda g, n: torch.where(torch.rand(n, generator=g) < 0.7, 0.0, torch.randn(n, generator=g)),
+        lambda g, n: torch.where(torch.rand(n, generator=g) < 0.95, 0.0, torch.randn(n, generator=g)).abs(),
+        lambda g, n: torch.where(torch.rand(n, generator=g) < 0.02, 0.0, torch.randn(n, generator=g)).abs(),
         lambda g, n: torch.randn(n, generator=g, dtype=torch.float64),
     ],
 )
@@ -67,3 +69,15 @@ def test_small_integer_and_bad_inputs():
         kth_smallest(v, 4)
     with pytest.raises(ValueError):
         kth_smallest(v.view(1, 3), 1)
+
+
+def test_k_at_the_edges_of_a_tie_block():
+    g = torch.Generator().manual_seed(2)
+    n = 300_000
+    v = torch.where(torch.rand(n, generator=g) < 0.8, 0.0, torch.rand(n, generator=g) + 0.5)
+    v[::1000] = 0.75  # a second tie block inside the tail
+    zeros, below_75 = int((v == 0).sum()), int((v < 0.75).sum())
+    ks = [zeros - 1, zeros, zeros + 1, zeros + 2, below_75, below_75 + 1, below_75 + 300, below_75 + 301]
+    ks += torch.randint(1, n + 1, (20,), generator=g).tolist()
+    for k in ks:
+        assert kth_smallest(v, k).item() == torch.kthvalue(v, k).values.item(), k
