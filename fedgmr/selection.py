@@ -6,7 +6,7 @@ dense layer takes 50-170 ms, and released FIARSE needs a few dozen such selectio
 masked weights (most of them exactly 0). NumPy's introselect is fast on distinct values but slower than
 ``kthvalue`` on such ties (300 ms with 80 % zeros), so it is not used.
 
-:func:`kth_smallest` brackets the answer between two values ``lo < hi`` of a small evenly spaced sample,
+:func:`kth_smallest` brackets the answer between two values ``lo < hi`` of a small random sample,
 then counts: if the k-th smallest is ``lo`` or ``hi`` itself (a tie block, such as the zeros of a masked
 layer) the counts say so and it is returned; otherwise ``kthvalue`` runs on the values strictly between
 them (a few per cent of the vector). When the bracket misses, or the vector holds NaN, it falls back to
@@ -48,7 +48,10 @@ def kth_smallest(values: torch.Tensor, k: int) -> torch.Tensor:
     if n < _DIRECT or values.device.type != "cpu" or not values.is_floating_point():
         return torch.kthvalue(values, k).values
     v = values.detach()
-    sample = torch.sort(v[:: n // _SAMPLE]).values
+    # Random positions, not a stride: a stride can line up with a weight matrix's columns (3136 = 8 x 392 in
+    # the LEAF CNN) and see only a few of them. Fixed seed: the same vector costs the same every time.
+    where = torch.randint(0, n, (_SAMPLE,), generator=torch.Generator().manual_seed(n))
+    sample = torch.sort(v[where]).values
     m = sample.numel()
     # The k-th smallest sits near rank k m / n of the sample; widen by 4 binomial standard deviations.
     centre = k * m / n
