@@ -86,6 +86,11 @@ class Evaluator:
         self.samples += len(x)
         return evaluate(self.model, self.work, weights, self.batches(x, y), self.data.task, self.loss)
 
+    @property
+    def group_size(self) -> int:
+        """How many vectors :meth:`many` evaluates in one pass (1 when evaluating one by one)."""
+        return self.max_group if self.stacked and self.stacked_failed is None else 1
+
     def many(
         self, weights: Sequence[torch.Tensor], split: str = "test", clients: Sequence[int | None] | None = None
     ) -> list[tuple[float, float]]:

@@ -363,10 +363,13 @@ class Simulation:
         due = [a.client for a in arrivals if self.net.train_number[a.client] % p_eval == 1 % p_eval]
         if not due:
             return
-        scores = self.evaluate_many([self.client_model(c) for c in due], split, due)
-        for c, (acc, _) in zip(due, scores):
-            self.client_scores[c] = acc
-            self.score_fresh[c] = True
+        # Client models are built per evaluation group, so one-by-one evaluation holds one at a time.
+        size = self.evaluator.group_size
+        for s in range(0, len(due), size):
+            part = due[s : s + size]
+            for c, (acc, _) in zip(part, self.evaluate_many([self.client_model(c) for c in part], split, part)):
+                self.client_scores[c] = acc
+                self.score_fresh[c] = True
 
     def _tick(self, r: int) -> None:
         self.last_tick_round = r
