@@ -123,6 +123,8 @@ class _Cache:
         self.maps: dict[tuple[tuple[int, ...], int], torch.Tensor] = {}
         # (outer widths, inner widths) -> positions of the inner slice inside the outer one (FjORD)
         self.nested: dict[tuple[tuple[int, ...], tuple[int, ...]], torch.Tensor] = {}
+        # id(index map) -> (index map, its bool coverage vector) (clean coverage of a slice)
+        self.covers: dict[int, tuple[torch.Tensor, torch.Tensor]] = {}
 
 
 class WidthSliced(Method):
@@ -315,14 +317,27 @@ class WidthSliced(Method):
         ``idx`` of a zero-filled full-size vector. Coverage by value as released (§6), the slice itself
         in clean."""
         if idx is None:
-            upload = trained
-        else:
-            upload = torch.zeros_like(sim.global_w).index_copy_(0, idx, trained)
+            if sim.switch("value_coverage"):
+                return trained, nonzero(trained)
+            return trained, torch.ones_like(trained, dtype=torch.bool)
+        upload = torch.zeros_like(sim.global_w).index_copy_(0, idx, trained)
         if sim.switch("value_coverage"):
-            return upload, nonzero(upload)
-        if idx is None:
-            return upload, torch.ones_like(upload, dtype=torch.bool)
-        return upload, torch.zeros_like(upload, dtype=torch.bool).index_fill_(0, idx, True)
+            # nonzero(upload), read off the slice only: outside it the upload is exactly 0.
+            cover = torch.zeros_like(upload, dtype=torch.bool)
+            return upload, cover.index_copy_(0, idx, nonzero(trained))
+        return upload, self.slice_cover(sim, idx)
+
+    def slice_cover(self, sim: "Simulation", idx: torch.Tensor) -> torch.Tensor:
+        """The bool vector of the positions ``idx`` (the clean coverage of a slice), one per index map:
+        shared by every upload of that slice and never modified (aggregation only reads coverage)."""
+        covers = self._cache(sim).covers
+        hit = covers.get(id(idx))
+        if hit is None or hit[0] is not idx:
+            if len(covers) >= _MAX_MAPS:
+                covers.clear()
+            hit = (idx, torch.zeros(sim.layout.numel, dtype=torch.bool, device=idx.device).index_fill_(0, idx, True))
+            covers[id(idx)] = hit
+        return hit[1]
 
     def local_update(
         self, sim: "Simulation", client: int, start: torch.Tensor, mask: torch.Tensor | None

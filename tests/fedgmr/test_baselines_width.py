@@ -194,6 +194,25 @@ def test_heterofl_client_trains_its_slice_only():
     assert int(expected.sum()) < sim.layout.numel // 10  # physically small
 
 
+def test_finish_coverage_released_by_value_and_clean_by_slice():
+    sim = _sim("heterofl", width=0.125)
+    m = sim.method
+    _, idx = m.submodel(sim, 0.25, 0)
+    trained = torch.randn(idx.numel())
+    trained[::7] = 0.0  # trained values that are exactly 0: uncovered by value, covered by the slice
+    trained[1] = -0.0
+    sim.cfg["switches"]["value_coverage"] = True
+    up, cover = m.finish(sim, trained, idx)
+    assert torch.equal(cover, up != 0) and torch.equal(up[idx], trained)
+    assert int(torch.count_nonzero(up)) == int(torch.count_nonzero(trained))
+    sim.cfg["switches"]["value_coverage"] = False
+    up2, cover2 = m.finish(sim, trained, idx)
+    slice_ = torch.zeros_like(cover2)
+    slice_[idx] = True
+    assert torch.equal(up2, up) and torch.equal(cover2, slice_)
+    assert m.finish(sim, trained.clone(), idx)[1] is cover2  # one shared vector per index map
+
+
 def _step_time(m, sim, rho, reps=4):
     client = 0
     w = sim.global_w.clone()
