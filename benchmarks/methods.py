@@ -73,6 +73,9 @@ def main() -> None:
                          cwd=HERE).stdout.strip()
     machine = f"{os.cpu_count()} cores, {cpu_model()}"
     backends = [b for b in a.backends.split(",") if b]
+    unknown = sorted(set(backends) - {"auto", "threads", "vmap"})
+    if not backends or unknown:
+        ap.error(f"--backends takes a comma-separated list of auto, threads, vmap (got {a.backends!r})")
     command = " ".join(["python", "benchmarks/methods.py", "--rounds", str(a.rounds), "--threads",
                         str(a.threads), *extra, *(["--backends", a.backends] if backends != ["auto"] else [])])
     rows = []

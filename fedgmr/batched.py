@@ -9,11 +9,12 @@ running statistics per client, per-client dropout seeded by the job's own ``seed
 
 Two batched backends (``backend="auto"`` picks by device, :func:`default_backend`):
 
-* ``threads`` (CPU, opt-in): long-lived worker threads, one intra-op thread each, every worker with its own replica
-  of the model (``Trainer`` on its own flat vector). Each job runs the unchanged ``Trainer.train`` code on a
-  replica; torch releases the GIL inside kernels, so W workers train W clients at once. On small models and
-  small batches this beats intra-op threading (one client on W threads), which is what the sequential
-  path does. Results do not depend on which worker runs which job.
+* ``threads`` (CPU, opt-in): long-lived worker threads, one intra-op thread each, every worker with its own
+  replica of the model (``Trainer`` on its own flat vector). Each job runs the unchanged ``Trainer.train``
+  code on a replica; torch releases the GIL inside kernels, so W workers train W clients at once. On the
+  bare local steps of small models this beat intra-op threading (one client on W threads, the sequential
+  path) a little, but inside the whole engine it lost on the 2-core machine measured (see
+  :func:`default_backend`). Results do not depend on which worker runs which job.
 * ``vmap`` (GPU): one forward and one backward per local step over all clients of a group, with
   ``torch.func.functional_call`` + ``torch.func.vmap`` over stacked weights ``[C, ...]`` (stored so that each
   tensor's C copies are contiguous), stacked masks, momentum and batches ``[C, B, ...]``. The backward is

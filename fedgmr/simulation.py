@@ -377,7 +377,7 @@ class Simulation:
         have = [i for i in range(self.n) if buf[i] is not None]
         # The server model, and (before full restoration) the buffer average: the GMR signal (B14).
         models = [self.global_w]
-        if not (fully_restored(self.restoration.rho_min) or not have):
+        if have and not fully_restored(self.restoration.rho_min):
             coeffs = self.staleness.coefficients()
             models.append(buffer_average([buf[i] for i in have], [coeffs[i] for i in have]))
         (acc_s, loss_s), *avg = self.evaluate_many(models)
