@@ -7,9 +7,10 @@ the model's size, so memory does not grow with the number of arrivals.
 Common arguments:
 
 * ``uploads[i]``: the dense upload of arrival i (zeros outside its sub-model).
-* ``coverage[i]``: which coordinates arrival i covers. The released code detects coverage by value
-  (``upload != 0``, §6 and B6); the clean semantics pass the mask the client was given. An upload only
-  contributes on its coverage, which with value coverage changes nothing.
+* ``coverage[i]``: which coordinates arrival i covers: a bool tensor, or :data:`BY_VALUE`. The released
+  code detects coverage by value (``upload != 0``, §6 and B6), passed as :data:`BY_VALUE`; the clean
+  semantics pass the mask the client was given. An upload only contributes on its coverage, which with
+  value coverage changes nothing.
 * ``coeffs[i]``: the coefficient actually used for arrival i (``c̃_i n_i``; with the released
   mis-indexing B2, see :meth:`fedgmr.staleness.Staleness.arrival_coefficients`). Sample counts
   ``n_i`` are equal for all clients in the paper's setting, so callers may pass staleness
@@ -30,6 +31,7 @@ from fedgmr.flat import as_float, nonzero
 
 __all__ = [
     "AGGREGATORS",
+    "BY_VALUE",
     "Aggregator",
     "buffer_average",
     "fa",
@@ -40,15 +42,25 @@ __all__ = [
     "mix",
 ]
 
+BY_VALUE = "by_value"
+"""Coverage detected by value: the upload's non-zero coordinates (the released rule, §6).
+
+An upload has no non-zero outside this coverage, so restricting it to its coverage is the identity:
+FA and FjORD's numerator use the upload as it is, and the bool vector is only built where a rule
+counts coverage (MA's denominator, FjORD's count, GA's restricted difference). A plain string, so
+that a checkpoint holding it still loads with ``torch.load(weights_only=True)``."""
+
+Coverage = torch.Tensor | str  # a bool tensor, or BY_VALUE
+
 Aggregator = Callable[
-    [torch.Tensor, Sequence[torch.Tensor], Sequence[torch.Tensor], Sequence[float], float], torch.Tensor
+    [torch.Tensor, Sequence[torch.Tensor], Sequence[Coverage], Sequence[float], float], torch.Tensor
 ]
 
 
 def _check(
     w: torch.Tensor,
     uploads: Sequence[torch.Tensor],
-    coverage: Sequence[torch.Tensor],
+    coverage: Sequence[Coverage],
     coeffs: Sequence[float] | None,
 ) -> None:
     if len(uploads) != len(coverage) or (coeffs is not None and len(coeffs) != len(uploads)):
@@ -57,17 +69,33 @@ def _check(
             f"({'-' if coeffs is None else len(coeffs)}) must have the same length"
         )
     for u, m in zip(uploads, coverage):
-        if u.shape != w.shape or m.shape != w.shape:
+        if u.shape != w.shape or (not _by_value(m) and m.shape != w.shape):
             raise ValueError(f"uploads and coverage must have the global shape {tuple(w.shape)}")
-        if m.dtype != torch.bool:
-            raise TypeError("coverage must be a bool tensor")
+        if not _by_value(m) and m.dtype != torch.bool:
+            raise TypeError("coverage must be a bool tensor or BY_VALUE")
 
 
-def _covered(upload: torch.Tensor, cover: torch.Tensor) -> torch.Tensor:
-    # The upload restricted to its coverage: a no-op for value coverage, and for explicit masks it
-    # drops values leaked outside the mask (B6) instead of letting them into the numerator.
+def _by_value(cover: Coverage) -> bool:
+    if isinstance(cover, str):
+        if cover != BY_VALUE:
+            raise ValueError(f"coverage must be a bool tensor or {BY_VALUE!r}, not {cover!r}")
+        return True
+    return False
+
+
+def cover_mask(upload: torch.Tensor, cover: Coverage) -> torch.Tensor:
+    """The coordinates ``upload`` covers, as a bool tensor (its non-zeros for :data:`BY_VALUE`)."""
+    return nonzero(upload) if _by_value(cover) else cover
+
+
+def _covered(values: torch.Tensor, upload: torch.Tensor, cover: Coverage) -> torch.Tensor:
+    # ``values`` (the upload, or a difference from it) restricted to the upload's coverage. For an
+    # explicit mask it drops values leaked outside the mask (B6) instead of letting them into the
+    # numerator; the upload itself under value coverage is returned as it is (nothing to drop).
     # A float multiply is ~5x faster than torch.where on CPU (this runs per arrival, per round).
-    return upload * as_float(cover, upload.dtype)
+    if values is upload and _by_value(cover):
+        return upload
+    return values * as_float(cover_mask(upload, cover), values.dtype)
 
 
 def _replace_empty(w: torch.Tensor, num: torch.Tensor, den: torch.Tensor) -> torch.Tensor:
@@ -82,7 +110,7 @@ def _replace_empty(w: torch.Tensor, num: torch.Tensor, den: torch.Tensor) -> tor
 def merged(
     w: torch.Tensor,
     uploads: Sequence[torch.Tensor],
-    coverage: Sequence[torch.Tensor],
+    coverage: Sequence[Coverage],
     coeffs: Sequence[float],
 ) -> torch.Tensor:
     """Coverage-normalised weighted merge ``Σ c_i m_i w_i / Σ c_i m_i``, ``w`` where empty or 0 (§6)."""
@@ -90,7 +118,7 @@ def merged(
     num = torch.zeros_like(w)
     den = torch.zeros_like(w)
     for u, m, c in zip(uploads, coverage, coeffs):
-        mf = as_float(m, w.dtype)
+        mf = as_float(cover_mask(u, m), w.dtype)
         num.addcmul_(u, mf, value=float(c))
         den.add_(mf, alpha=float(c))
     return _replace_empty(w, num, den)
@@ -99,7 +127,7 @@ def merged(
 def ma(
     w: torch.Tensor,
     uploads: Sequence[torch.Tensor],
-    coverage: Sequence[torch.Tensor],
+    coverage: Sequence[Coverage],
     coeffs: Sequence[float],
     beta: float = 1.0,
 ) -> torch.Tensor:
@@ -114,7 +142,7 @@ def ma(
 def mix(
     w: torch.Tensor,
     uploads: Sequence[torch.Tensor],
-    coverage: Sequence[torch.Tensor],
+    coverage: Sequence[Coverage],
     coeffs: Sequence[float],
     beta: float,
 ) -> torch.Tensor:
@@ -126,7 +154,7 @@ def mix(
 def ga(
     w: torch.Tensor,
     uploads: Sequence[torch.Tensor],
-    coverage: Sequence[torch.Tensor],
+    coverage: Sequence[Coverage],
     coeffs: Sequence[float],
     beta: float = 1.0,
 ) -> torch.Tensor:
@@ -142,14 +170,14 @@ def ga(
         return w.clone()
     step = torch.zeros_like(w)
     for u, m, c in zip(uploads, coverage, coeffs):
-        step.add_(_covered(u - w, m), alpha=float(c))
+        step.add_(_covered(u - w, u, m), alpha=float(c))
     return step.div_(total).add_(w)
 
 
 def fa(
     w: torch.Tensor,
     uploads: Sequence[torch.Tensor],
-    coverage: Sequence[torch.Tensor],
+    coverage: Sequence[Coverage],
     coeffs: Sequence[float],
     beta: float = 1.0,
 ) -> torch.Tensor:
@@ -164,14 +192,14 @@ def fa(
         return w.clone()
     acc = torch.zeros_like(w)
     for u, m, c in zip(uploads, coverage, coeffs):
-        acc.add_(_covered(u, m), alpha=float(c))
+        acc.add_(_covered(u, u, m), alpha=float(c))
     return acc.div_(total)
 
 
 def fjord(
     w: torch.Tensor,
     uploads: Sequence[torch.Tensor],
-    coverage: Sequence[torch.Tensor],
+    coverage: Sequence[Coverage],
     coeffs: Sequence[float] | None = None,
     beta: float = 1.0,
 ) -> torch.Tensor:
@@ -185,7 +213,7 @@ def fjord(
     num = torch.zeros_like(w)
     den = torch.zeros_like(w)
     for u, m in zip(uploads, coverage):
-        v = _covered(u, m)
+        v = _covered(u, u, m)
         num.add_(v)
         den.add_(as_float(nonzero(v), w.dtype))
     return _replace_empty(w, num, den)

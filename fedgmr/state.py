@@ -21,7 +21,9 @@ class RunState:
     # The server's buffer of received uploads when arrivals are not phantom (§6.6, B1); else unused.
     received: list
     client_masks: list  # the mask each client's latest upload was trained under (None: dense)
-    coverage: list  # what each client's upload covers for mask-aware aggregation (None: everything)
+    # What each client's upload covers for mask-aware aggregation: a bool vector, None (everything) or
+    # fedgmr.aggregation.BY_VALUE (its non-zeros, released).
+    coverage: list
     momentum: list  # each client's optimiser momentum (persists across rounds, §4.4), or None
     # ---- downloads in flight ----------------------------------------------------------------------------
     pending: dict  # client -> (weights, mask) it will train on next; None = the current sub-model

@@ -20,8 +20,8 @@ from typing import TYPE_CHECKING, ClassVar
 
 import torch
 
+from fedgmr.aggregation import BY_VALUE, Coverage
 from fedgmr.errors import ConfigError
-from fedgmr.flat import nonzero
 
 if TYPE_CHECKING:
     from fedgmr.batched import Job
@@ -130,15 +130,15 @@ class Method:
 
     def finish_job(
         self, sim: "Simulation", client: int, upload: torch.Tensor, mask: torch.Tensor | None
-    ) -> tuple[torch.Tensor, torch.Tensor | None]:
+    ) -> tuple[torch.Tensor, Coverage | None]:
         """(upload, coverage) from a trained job. coverage None = everything covered."""
         if sim.switch("value_coverage"):
-            return upload, nonzero(upload)  # released: coverage detected by value, every tensor (§6)
+            return upload, BY_VALUE  # released: coverage detected by value, every tensor (§6)
         return upload, mask
 
     def local_update(
         self, sim: "Simulation", client: int, start: torch.Tensor, mask: torch.Tensor | None
-    ) -> tuple[torch.Tensor, torch.Tensor | None]:
+    ) -> tuple[torch.Tensor, Coverage | None]:
         """Train K local steps now; return (upload, coverage)."""
         return self.finish_job(sim, client, sim.train_locally(client, start, mask), mask)
 

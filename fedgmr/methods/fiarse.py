@@ -61,8 +61,9 @@ from typing import TYPE_CHECKING
 import torch
 from torch.func import functional_call
 
+from fedgmr.aggregation import BY_VALUE, Coverage
 from fedgmr.bias_gating import gated_layers
-from fedgmr.flat import any_per_row, as_float, nonzero
+from fedgmr.flat import any_per_row, as_float
 from fedgmr.masks import NestedMasks
 from fedgmr.methods.base import Method
 from fedgmr.methods.registry import register
@@ -291,14 +292,14 @@ class FIARSE(Method):
     # ---- local training ------------------------------------------------------------------------
     def local_update(
         self, sim: "Simulation", client: int, start: torch.Tensor, mask: torch.Tensor | None
-    ) -> tuple[torch.Tensor, torch.Tensor | None]:
+    ) -> tuple[torch.Tensor, Coverage | None]:
         theta = self.thresholds(sim, client, start, mask)
         if theta is None:
             upload = sim.train_locally(client, start, mask)
         else:
             upload = self.train_gated(sim, client, start, mask, theta, surrogate=not self.released(sim))
         if sim.switch("value_coverage"):
-            return upload, nonzero(upload)
+            return upload, BY_VALUE
         return upload, mask
 
     def train_gated(

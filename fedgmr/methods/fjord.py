@@ -40,6 +40,7 @@ from fedgmr.methods.width_sliced import AuxGated, WidthSliced, counted_steps
 from fedgmr.seeds import Purpose, words
 
 if TYPE_CHECKING:
+    from fedgmr.aggregation import Coverage
     from fedgmr.simulation import Simulation
 
 BASE_WIDTHS = (0.05, 0.1, 0.2, 0.4, 0.6, 0.8, 1.0)
@@ -92,7 +93,7 @@ class FjORDMixin:
 
     def local_update(
         self, sim: "Simulation", client: int, start: torch.Tensor, mask: torch.Tensor | None
-    ) -> tuple[torch.Tensor, torch.Tensor | None]:
+    ) -> tuple[torch.Tensor, Coverage | None]:
         """One local step per width of the schedule, each on the physically smaller p-model.
 
         The client's rho-slice (and its momentum) is gathered once; a step of width p < rho trains the

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from fedgmr.aggregation import AGGREGATORS, buffer_average, fa, fjord, ga, ma, merged, mix
+from fedgmr.aggregation import AGGREGATORS, BY_VALUE, buffer_average, fa, fjord, ga, ma, merged, mix
 
 # Global vector and two arrivals over 6 coordinates. Coverage is by value (released semantics).
 W = torch.tensor([1.0, 2.0, 3.0, 4.0, 5.0, 6.0])
@@ -122,3 +122,38 @@ def test_registry_and_shape_checks():
         ma(W, UPLOADS, COVER[:1], C, 1.0)
     with pytest.raises(TypeError):
         ma(W, UPLOADS, [UA, UB], C, 1.0)  # coverage must be boolean
+
+
+@pytest.mark.parametrize("name", sorted(AGGREGATORS))
+def test_by_value_coverage_is_the_uploads_nonzeros_bit_for_bit(name):
+    # BY_VALUE (released coverage, never materialised as a bool vector where a rule can do without it)
+    # must give the very bits of passing ``upload != 0``: zeros, -0.0, values that cancel in the sum.
+    g = torch.Generator().manual_seed(5)
+    w = torch.randn(4000, generator=g)
+    uploads = []
+    for k in range(4):
+        u = torch.randn(4000, generator=g) * (k + 1)
+        u[torch.rand(4000, generator=g) < 0.3 + 0.1 * k] = 0.0
+        u[k::97] = -0.0
+        uploads.append(u)
+    uploads[1][:50] = -uploads[0][:50]  # sums that cancel to exactly 0
+    coeffs = [0.4, 0.3, 0.2, 0.1]
+    rule = AGGREGATORS[name]
+    explicit = rule(w, uploads, [u != 0 for u in uploads], coeffs, 0.6)
+    by_value = rule(w, uploads, [BY_VALUE] * 4, coeffs, 0.6)
+    assert torch.equal(explicit.view(torch.int32), by_value.view(torch.int32))
+    mixed = rule(w, uploads, [BY_VALUE, uploads[1] != 0, BY_VALUE, uploads[3] != 0], coeffs, 0.6)
+    assert torch.equal(explicit.view(torch.int32), mixed.view(torch.int32))
+
+
+def test_by_value_on_a_leaky_upload_differs_from_its_mask():
+    # Value coverage counts a leak outside the mask (B6); the mask drops it: not interchangeable.
+    w = torch.tensor([1.0, 2.0, 3.0])
+    u = torch.tensor([4.0, 0.0, 0.5])
+    close(fa(w, [u], [BY_VALUE], [1.0], 1.0), [4.0, 0.0, 0.5])
+    close(fa(w, [u], [torch.tensor([True, True, False])], [1.0], 1.0), [4.0, 0.0, 0.0])
+
+
+def test_unknown_coverage_string_is_rejected():
+    with pytest.raises(ValueError, match="by_value"):
+        ma(W, UPLOADS, ["nonzero", BY_VALUE], C, 1.0)

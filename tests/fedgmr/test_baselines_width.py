@@ -8,7 +8,7 @@ import time
 import numpy as np
 import torch
 
-from fedgmr.aggregation import fjord, ma
+from fedgmr.aggregation import BY_VALUE, fjord, ma
 from fedgmr.config import resolve_config
 from fedgmr.flat import flatten_module
 from fedgmr.methods.fedrolex import rolling_offset
@@ -183,11 +183,12 @@ def test_heterofl_client_trains_its_slice_only():
     client = sim.densities.index(0.05)
     sim.net.begin_iteration()
     start, mask = m.client_start(sim, client)
-    up, cover = m.local_update(sim, client, start, mask)
+    up, by = m.local_update(sim, client, start, mask)
+    assert by == BY_VALUE  # released: coverage by value (§6) ...
+    cover = up != 0
     _, idx = m.submodel(sim, 0.05, 0)
     expected = torch.zeros_like(cover)
     expected[idx] = True
-    assert torch.equal(cover, up != 0)  # released: coverage by value (§6) ...
     assert not torch.any(cover & ~expected)  # ... and only inside the slice
     assert torch.all(up[~expected] == 0)
     assert not torch.equal(up[idx], sim.global_w[idx])  # it trained
@@ -203,7 +204,7 @@ def test_finish_coverage_released_by_value_and_clean_by_slice():
     trained[1] = -0.0
     sim.cfg["switches"]["value_coverage"] = True
     up, cover = m.finish(sim, trained, idx)
-    assert torch.equal(cover, up != 0) and torch.equal(up[idx], trained)
+    assert cover == BY_VALUE and torch.equal(up[idx], trained)
     assert int(torch.count_nonzero(up)) == int(torch.count_nonzero(trained))
     sim.cfg["switches"]["value_coverage"] = False
     up2, cover2 = m.finish(sim, trained, idx)
@@ -316,11 +317,12 @@ def test_fjord_nested_steps_equal_steps_gathered_from_the_full_vector():
                     cover = torch.zeros_like(w, dtype=torch.bool)
                     cover[m.submodel(sim, rho, 0)[1]] = True
                 up = torch.where(cover, w, torch.zeros(()))
-                out[client] = (up, (up != 0) if sim.switch("value_coverage") else cover)
+                out[client] = (up, BY_VALUE if sim.switch("value_coverage") else cover)
             runs.append((out, [mom.clone() for mom in sim.momentum]))
         (a, mom_a), (b, mom_b) = runs
         assert len({sim.densities[c] for c in a}) > 2  # several widths, the full model among them
         for c in a:
-            assert torch.equal(a[c][0], b[c][0]) and torch.equal(a[c][1], b[c][1]), (semantics, c)
+            same_cover = a[c][1] == b[c][1] if semantics == "released" else torch.equal(a[c][1], b[c][1])
+            assert torch.equal(a[c][0], b[c][0]) and same_cover, (semantics, c)
         assert all(torch.equal(x, y) for x, y in zip(mom_a, mom_b))
         assert any(bool(x.any()) for x in mom_a)  # momentum was used
