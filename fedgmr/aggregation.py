@@ -7,10 +7,12 @@ the model's size, so memory does not grow with the number of arrivals.
 Common arguments:
 
 * ``uploads[i]``: the dense upload of arrival i (zeros outside its sub-model).
-* ``coverage[i]``: which coordinates arrival i covers: a bool tensor, or :data:`BY_VALUE`. The released
-  code detects coverage by value (``upload != 0``, §6 and B6), passed as :data:`BY_VALUE`; the clean
-  semantics pass the mask the client was given. An upload only contributes on its coverage, which with
-  value coverage changes nothing.
+* ``coverage[i]``: which coordinates arrival i covers: a bool tensor, :data:`BY_VALUE`, or
+  :func:`in_slice` of an index map. The released code detects coverage by value (``upload != 0``, §6
+  and B6), passed as :data:`BY_VALUE`; the clean semantics pass the mask the client was given. An upload
+  only contributes on its coverage, which with value coverage changes nothing. A width-sliced upload is
+  zero outside its slice; ``in_slice`` says so, and MA and FjORD's rule then touch only the slice's
+  positions (the same numbers: adding 0 elsewhere changes no accumulator).
 * ``coeffs[i]``: the coefficient actually used for arrival i (``c̃_i n_i``; with the released
   mis-indexing B2, see :meth:`fedgmr.staleness.Staleness.arrival_coefficients`). Sample counts
   ``n_i`` are equal for all clients in the paper's setting, so callers may pass staleness
@@ -32,11 +34,14 @@ from fedgmr.flat import as_float, nonzero
 __all__ = [
     "AGGREGATORS",
     "BY_VALUE",
+    "SLICE",
     "Aggregator",
     "buffer_average",
     "fa",
     "fjord",
+    "cover_mask",
     "ga",
+    "in_slice",
     "ma",
     "merged",
     "mix",
@@ -50,7 +55,16 @@ FA and FjORD's numerator use the upload as it is, and the bool vector is only bu
 counts coverage (MA's denominator, FjORD's count, GA's restricted difference). A plain string, so
 that a checkpoint holding it still loads with ``torch.load(weights_only=True)``."""
 
-Coverage = torch.Tensor | str  # a bool tensor, or BY_VALUE
+SLICE = "slice"  # with in_slice: every position of the slice is covered (clean width-sliced coverage)
+
+# A bool tensor, BY_VALUE, or in_slice(idx, by_value): a plain tuple (str, int64 tensor), checkpointable.
+Coverage = torch.Tensor | str | tuple[str, torch.Tensor]
+
+
+def in_slice(idx: torch.Tensor, by_value: bool) -> tuple[str, torch.Tensor]:
+    """Coverage of an upload that is zero outside the positions ``idx`` (a width slice): its non-zeros
+    there (``by_value``, released) or every position of ``idx`` (clean)."""
+    return (BY_VALUE if by_value else SLICE, idx)
 
 Aggregator = Callable[
     [torch.Tensor, Sequence[torch.Tensor], Sequence[Coverage], Sequence[float], float], torch.Tensor
@@ -69,23 +83,50 @@ def _check(
             f"({'-' if coeffs is None else len(coeffs)}) must have the same length"
         )
     for u, m in zip(uploads, coverage):
-        if u.shape != w.shape or (not _by_value(m) and m.shape != w.shape):
-            raise ValueError(f"uploads and coverage must have the global shape {tuple(w.shape)}")
-        if not _by_value(m) and m.dtype != torch.bool:
-            raise TypeError("coverage must be a bool tensor or BY_VALUE")
+        if u.shape != w.shape:
+            raise ValueError(f"uploads must have the global shape {tuple(w.shape)}")
+        if _by_value(m) or _slice(m) is not None:
+            continue
+        if m.shape != w.shape:
+            raise ValueError(f"coverage must have the global shape {tuple(w.shape)}")
+        if m.dtype != torch.bool:
+            raise TypeError("coverage must be a bool tensor, BY_VALUE or in_slice(...)")
 
 
 def _by_value(cover: Coverage) -> bool:
     if isinstance(cover, str):
         if cover != BY_VALUE:
-            raise ValueError(f"coverage must be a bool tensor or {BY_VALUE!r}, not {cover!r}")
+            raise ValueError(f"coverage must be a bool tensor, {BY_VALUE!r} or in_slice(...), not {cover!r}")
         return True
     return False
 
 
+def _slice(cover: Coverage) -> torch.Tensor | None:
+    """The index map of an :func:`in_slice` coverage, else None."""
+    if not isinstance(cover, tuple):
+        return None
+    if len(cover) != 2 or cover[0] not in (BY_VALUE, SLICE) or cover[1].dtype != torch.int64:
+        raise ValueError(f"a slice coverage is in_slice(idx, by_value), not {cover!r}")
+    return cover[1]
+
+
+def _slice_mask(part: torch.Tensor, cover: tuple[str, torch.Tensor]) -> torch.Tensor:
+    """What the upload's values ``part`` at the slice's positions cover, as a bool tensor."""
+    return nonzero(part) if cover[0] == BY_VALUE else torch.ones_like(part, dtype=torch.bool)
+
+
 def cover_mask(upload: torch.Tensor, cover: Coverage) -> torch.Tensor:
-    """The coordinates ``upload`` covers, as a bool tensor (its non-zeros for :data:`BY_VALUE`)."""
+    """The coordinates ``upload`` covers, as a full-size bool tensor."""
+    idx = _slice(cover)
+    if idx is not None:
+        out = torch.zeros_like(upload, dtype=torch.bool)
+        return out.index_copy_(0, idx, _slice_mask(upload.index_select(0, idx), cover))
     return nonzero(upload) if _by_value(cover) else cover
+
+
+def _add_at(acc: torch.Tensor, idx: torch.Tensor, update) -> None:
+    """``acc[idx] = update(acc[idx])``: an in-place update of the slice's positions only."""
+    acc.index_copy_(0, idx, update(acc.index_select(0, idx)))
 
 
 def _covered(values: torch.Tensor, upload: torch.Tensor, cover: Coverage) -> torch.Tensor:
@@ -118,9 +159,16 @@ def merged(
     num = torch.zeros_like(w)
     den = torch.zeros_like(w)
     for u, m, c in zip(uploads, coverage, coeffs):
-        mf = as_float(cover_mask(u, m), w.dtype)
-        num.addcmul_(u, mf, value=float(c))
-        den.add_(mf, alpha=float(c))
+        idx = _slice(m)
+        if idx is None:
+            mf = as_float(cover_mask(u, m), w.dtype)
+            num.addcmul_(u, mf, value=float(c))
+            den.add_(mf, alpha=float(c))
+        else:  # elementwise, so the same bits at the slice's positions as over the full vector
+            part = u.index_select(0, idx)
+            mf = as_float(_slice_mask(part, m), w.dtype)
+            _add_at(num, idx, lambda x: x.addcmul_(part, mf, value=float(c)))
+            _add_at(den, idx, lambda x: x.add_(mf, alpha=float(c)))
     return _replace_empty(w, num, den)
 
 
@@ -213,9 +261,15 @@ def fjord(
     num = torch.zeros_like(w)
     den = torch.zeros_like(w)
     for u, m in zip(uploads, coverage):
-        v = _covered(u, u, m)
-        num.add_(v)
-        den.add_(as_float(nonzero(v), w.dtype))
+        idx = _slice(m)
+        if idx is None:
+            v = _covered(u, u, m)
+            num.add_(v)
+            den.add_(as_float(nonzero(v), w.dtype))
+        else:  # the upload is zero outside its slice and covered on it: multiplying changes nothing
+            part = u.index_select(0, idx)
+            _add_at(num, idx, lambda x: x.add_(part))
+            _add_at(den, idx, lambda x: x.add_(as_float(nonzero(part), w.dtype)))
     return _replace_empty(w, num, den)
 
 

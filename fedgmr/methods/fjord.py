@@ -125,7 +125,7 @@ class FjORDMixin:
                     mom_part.index_copy_(0, pos, mx)
         if idx is not None and mom is not None:
             mom.index_copy_(0, idx, mom_part)
-        return self.finish(sim, part, idx)
+        return self.finish(sim, client, part, idx)
 
 
 class FjORD(FjORDMixin, WidthSliced):

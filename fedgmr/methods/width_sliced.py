@@ -11,8 +11,9 @@ How a client step runs here (no per-client model objects, design §5):
   cached per simulation (not per client, not in the checkpoint: it is rebuilt from the config);
 * a flat *index map* per (widths, window offset): position ``j`` of the sub-model's flat vector is position
   ``idx[j]`` of the full model's flat vector, so extraction is one gather ``global_w[idx]`` and the
-  scatter-back one ``upload[idx] = trained`` into a zero-filled full-size vector, with coverage
-  ``cover[idx] = True`` (``index_select`` / ``index_copy_``: the same copies as indexing, ~3x faster);
+  scatter-back one ``upload[idx] = trained`` into a zero-filled full-size vector (the client's last upload
+  buffer with its slice zeroed), with coverage ``in_slice(idx)``, so that aggregation touches only the
+  slice (``index_select`` / ``index_copy_``: the same copies as indexing, ~3x faster);
 * momentum (ImageNet, StackOverflow) lives in the client's full-size buffer ``sim.momentum[client]`` and is
   gathered/scattered through the same map, so channels outside the window keep their last state;
 * batches and seeds are exactly those of :meth:`fedgmr.simulation.Simulation.train_locally`, so runs are
@@ -33,7 +34,7 @@ from typing import TYPE_CHECKING
 
 import torch
 
-from fedgmr.aggregation import BY_VALUE, Coverage
+from fedgmr.aggregation import BY_VALUE, Coverage, in_slice
 from fedgmr.errors import ConfigError
 from fedgmr.flat import FlatLayout, flatten_module
 from fedgmr.methods.base import Method
@@ -124,8 +125,6 @@ class _Cache:
         self.maps: dict[tuple[tuple[int, ...], int], torch.Tensor] = {}
         # (outer widths, inner widths) -> positions of the inner slice inside the outer one (FjORD)
         self.nested: dict[tuple[tuple[int, ...], tuple[int, ...]], torch.Tensor] = {}
-        # id(index map) -> (index map, its bool coverage vector) (clean coverage of a slice)
-        self.covers: dict[int, tuple[torch.Tensor, torch.Tensor]] = {}
 
 
 class WidthSliced(Method):
@@ -312,29 +311,27 @@ class WidthSliced(Method):
         sub.trainer.train(part, None, mom_part, counted_steps(sim, rho, batches), lr, False, seed, out=part)
 
     def finish(
-        self, sim: "Simulation", trained: torch.Tensor, idx: torch.Tensor | None
+        self, sim: "Simulation", client: int, trained: torch.Tensor, idx: torch.Tensor | None
     ) -> tuple[torch.Tensor, Coverage | None]:
         """The upload: the trained slice ``trained`` (the full vector when ``idx`` is None) at positions
-        ``idx`` of a zero-filled full-size vector. Coverage by value as released (§6), the slice itself
-        in clean."""
-        upload = trained if idx is None else torch.zeros_like(sim.global_w).index_copy_(0, idx, trained)
-        if sim.switch("value_coverage"):
-            return upload, BY_VALUE
+        ``idx`` of a zero-filled full-size vector, covered on the slice (:func:`fedgmr.aggregation.in_slice`):
+        by value as released (§6), the whole slice in clean."""
         if idx is None:
-            return upload, torch.ones_like(upload, dtype=torch.bool)
-        return upload, self.slice_cover(sim, idx)
+            if sim.switch("value_coverage"):
+                return trained, BY_VALUE
+            return trained, torch.ones_like(trained, dtype=torch.bool)
+        upload = self.zeroed_upload(sim, client).index_copy_(0, idx, trained)
+        return upload, in_slice(idx, by_value=sim.switch("value_coverage"))
 
-    def slice_cover(self, sim: "Simulation", idx: torch.Tensor) -> torch.Tensor:
-        """The bool vector of the positions ``idx`` (the clean coverage of a slice), one per index map:
-        shared by every upload of that slice and never modified (aggregation only reads coverage)."""
-        covers = self._cache(sim).covers
-        hit = covers.get(id(idx))
-        if hit is None or hit[0] is not idx:
-            if len(covers) >= _MAX_MAPS:
-                covers.clear()
-            hit = (idx, torch.zeros(sim.layout.numel, dtype=torch.bool, device=idx.device).index_fill_(0, idx, True))
-            covers[id(idx)] = hit
-        return hit[1]
+    @staticmethod
+    def zeroed_upload(sim: "Simulation", client: int) -> torch.Tensor:
+        """A zero full-size vector for the client's next upload: its last upload's buffer with that upload's
+        slice zeroed again when it was one (merged on arrival, so free; the server keeps its own copy when
+        arrivals are not phantom, and the base loop reuses the buffer the same way), else a new vector."""
+        old, cover = sim.uploads[client], sim.coverage[client]
+        if old is not None and isinstance(cover, tuple):
+            return old.index_fill_(0, cover[1], 0.0)
+        return torch.zeros_like(sim.global_w)
 
     def local_update(
         self, sim: "Simulation", client: int, start: torch.Tensor, mask: torch.Tensor | None
@@ -344,9 +341,9 @@ class WidthSliced(Method):
         rho = sim.densities[client]
         batches, seed = self.batches(sim, client), self.step_seed(sim, client)
         if rho >= 1.0:
-            return self.finish(sim, self.train_full(sim, client, start, batches, seed), None)
+            return self.finish(sim, client, self.train_full(sim, client, start, batches, seed), None)
         offset, scaler = self.window_offset(sim, client), self.scaler(sim, client, rho)
-        return self.finish(sim, *self.trained_slice(sim, client, start, rho, offset, batches, scaler, seed))
+        return self.finish(sim, client, *self.trained_slice(sim, client, start, rho, offset, batches, scaler, seed))
 
 
 class AuxGated(WidthSliced):

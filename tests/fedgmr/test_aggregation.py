@@ -5,7 +5,19 @@ from __future__ import annotations
 import pytest
 import torch
 
-from fedgmr.aggregation import AGGREGATORS, BY_VALUE, buffer_average, fa, fjord, ga, ma, merged, mix
+from fedgmr.aggregation import (
+    AGGREGATORS,
+    BY_VALUE,
+    SLICE,
+    buffer_average,
+    fa,
+    fjord,
+    ga,
+    in_slice,
+    ma,
+    merged,
+    mix,
+)
 
 # Global vector and two arrivals over 6 coordinates. Coverage is by value (released semantics).
 W = torch.tensor([1.0, 2.0, 3.0, 4.0, 5.0, 6.0])
@@ -157,3 +169,38 @@ def test_by_value_on_a_leaky_upload_differs_from_its_mask():
 def test_unknown_coverage_string_is_rejected():
     with pytest.raises(ValueError, match="by_value"):
         ma(W, UPLOADS, ["nonzero", BY_VALUE], C, 1.0)
+
+
+@pytest.mark.parametrize("name", sorted(AGGREGATORS))
+def test_slice_coverage_touches_the_slice_only_with_the_same_bits(name):
+    # Width-sliced uploads are zero outside their slice; in_slice lets a rule work on the slice alone.
+    # Released (by value) and clean (the whole slice) must give the bits of the explicit bool masks.
+    g = torch.Generator().manual_seed(11)
+    n = 5000
+    w = torch.randn(n, generator=g)
+    slices = [torch.arange(0, 1200), torch.sort(torch.randperm(n, generator=g)[:3100]).values, torch.arange(n)]
+    uploads, explicit_slice = [], []
+    for k, idx in enumerate(slices):
+        part = torch.randn(idx.numel(), generator=g) * (k + 1)
+        part[torch.rand(idx.numel(), generator=g) < 0.2] = 0.0  # trained to exactly 0 inside the slice
+        part[k::53] = -0.0
+        uploads.append(torch.zeros(n).index_copy_(0, idx, part))
+        explicit_slice.append(torch.zeros(n, dtype=torch.bool).index_fill_(0, idx, True))
+    both = explicit_slice[0] & explicit_slice[1]
+    uploads[1][both] = -uploads[0][both]  # sums cancelling to exactly 0 (still zero outside the slice)
+    explicit_value = [u != 0 for u in uploads]
+    coeffs = [0.5, 0.3, 0.2]
+    rule = AGGREGATORS[name]
+    bits = lambda t: t.view(torch.int32)  # noqa: E731
+    for by_value, explicit in ((True, explicit_value), (False, explicit_slice)):
+        want = rule(w, uploads, explicit, coeffs, 0.6)
+        got = rule(w, uploads, [in_slice(idx, by_value) for idx in slices], coeffs, 0.6)
+        assert torch.equal(bits(want), bits(got)), (name, by_value)
+    assert in_slice(slices[0], False)[0] == SLICE
+
+
+def test_bad_slice_coverage_is_rejected():
+    with pytest.raises(ValueError, match="in_slice"):
+        ma(W, UPLOADS, [("window", torch.arange(3)), BY_VALUE], C, 1.0)
+    with pytest.raises(ValueError, match="in_slice"):
+        ma(W, UPLOADS, [(BY_VALUE, torch.arange(3.0)), BY_VALUE], C, 1.0)

@@ -8,7 +8,7 @@ import time
 import numpy as np
 import torch
 
-from fedgmr.aggregation import BY_VALUE, fjord, ma
+from fedgmr.aggregation import BY_VALUE, cover_mask, fjord, ma
 from fedgmr.config import resolve_config
 from fedgmr.flat import flatten_module
 from fedgmr.methods.fedrolex import rolling_offset
@@ -184,8 +184,9 @@ def test_heterofl_client_trains_its_slice_only():
     sim.net.begin_iteration()
     start, mask = m.client_start(sim, client)
     up, by = m.local_update(sim, client, start, mask)
-    assert by == BY_VALUE  # released: coverage by value (§6) ...
-    cover = up != 0
+    assert by[0] == BY_VALUE  # released: coverage by value (§6) ...
+    cover = cover_mask(up, by)
+    assert torch.equal(cover, up != 0)
     _, idx = m.submodel(sim, 0.05, 0)
     expected = torch.zeros_like(cover)
     expected[idx] = True
@@ -203,15 +204,32 @@ def test_finish_coverage_released_by_value_and_clean_by_slice():
     trained[::7] = 0.0  # trained values that are exactly 0: uncovered by value, covered by the slice
     trained[1] = -0.0
     sim.cfg["switches"]["value_coverage"] = True
-    up, cover = m.finish(sim, trained, idx)
-    assert cover == BY_VALUE and torch.equal(up[idx], trained)
+    up, cover = m.finish(sim, 0, trained, idx)
+    assert cover[0] == BY_VALUE and cover[1] is idx and torch.equal(up[idx], trained)
+    assert torch.equal(cover_mask(up, cover), up != 0)
     assert int(torch.count_nonzero(up)) == int(torch.count_nonzero(trained))
     sim.cfg["switches"]["value_coverage"] = False
-    up2, cover2 = m.finish(sim, trained, idx)
-    slice_ = torch.zeros_like(cover2)
+    up2, cover2 = m.finish(sim, 1, trained, idx)
+    slice_ = torch.zeros_like(up2, dtype=torch.bool)
     slice_[idx] = True
-    assert torch.equal(up2, up) and torch.equal(cover2, slice_)
-    assert m.finish(sim, trained.clone(), idx)[1] is cover2  # one shared vector per index map
+    assert torch.equal(up2, up) and cover2[1] is idx and torch.equal(cover_mask(up2, cover2), slice_)
+
+
+def test_finish_reuses_the_clients_last_upload_with_its_slice_zeroed():
+    sim = _sim("heterofl", width=0.125)
+    m = sim.method
+    _, wide = m.submodel(sim, 0.5, 0)
+    _, narrow = m.submodel(sim, 0.1, 0)
+    first, cover = m.finish(sim, 2, torch.randn(wide.numel()), wide)
+    sim.uploads[2], sim.coverage[2] = first, cover
+    trained = torch.randn(narrow.numel())
+    second, _ = m.finish(sim, 2, trained, narrow)
+    assert second.data_ptr() == first.data_ptr()  # the same buffer ...
+    expected = torch.zeros_like(second).index_copy_(0, narrow, trained)
+    assert torch.equal(second, expected)  # ... with nothing of the wider slice left in it
+    sim.uploads[3], sim.coverage[3] = torch.ones_like(second), BY_VALUE  # a full-model upload: not reused
+    third, _ = m.finish(sim, 3, trained, narrow)
+    assert third.data_ptr() != sim.uploads[3].data_ptr() and torch.equal(third, expected)
 
 
 def _step_time(m, sim, rho, reps=4):
@@ -317,12 +335,12 @@ def test_fjord_nested_steps_equal_steps_gathered_from_the_full_vector():
                     cover = torch.zeros_like(w, dtype=torch.bool)
                     cover[m.submodel(sim, rho, 0)[1]] = True
                 up = torch.where(cover, w, torch.zeros(()))
-                out[client] = (up, BY_VALUE if sim.switch("value_coverage") else cover)
+                out[client] = (up, cover_mask(up, BY_VALUE) if sim.switch("value_coverage") else cover)
             runs.append((out, [mom.clone() for mom in sim.momentum]))
         (a, mom_a), (b, mom_b) = runs
         assert len({sim.densities[c] for c in a}) > 2  # several widths, the full model among them
         for c in a:
-            same_cover = a[c][1] == b[c][1] if semantics == "released" else torch.equal(a[c][1], b[c][1])
-            assert torch.equal(a[c][0], b[c][0]) and same_cover, (semantics, c)
+            cover_a = cover_mask(a[c][0], a[c][1])
+            assert torch.equal(a[c][0], b[c][0]) and torch.equal(cover_a, b[c][1]), (semantics, c)
         assert all(torch.equal(x, y) for x, y in zip(mom_a, mom_b))
         assert any(bool(x.any()) for x in mom_a)  # momentum was used
