@@ -30,6 +30,7 @@ from collections.abc import Callable, Sequence
 import torch
 
 from fedgmr.flat import as_float, nonzero
+from fedgmr.index_map import gather, scatter_
 
 __all__ = [
     "AGGREGATORS",
@@ -120,13 +121,13 @@ def cover_mask(upload: torch.Tensor, cover: Coverage) -> torch.Tensor:
     idx = _slice(cover)
     if idx is not None:
         out = torch.zeros_like(upload, dtype=torch.bool)
-        return out.index_copy_(0, idx, _slice_mask(upload.index_select(0, idx), cover))
+        return scatter_(out, idx, _slice_mask(gather(upload, idx), cover))
     return nonzero(upload) if _by_value(cover) else cover
 
 
 def _add_at(acc: torch.Tensor, idx: torch.Tensor, update) -> None:
     """``acc[idx] = update(acc[idx])``: an in-place update of the slice's positions only."""
-    acc.index_copy_(0, idx, update(acc.index_select(0, idx)))
+    scatter_(acc, idx, update(gather(acc, idx)))
 
 
 def _covered(values: torch.Tensor, upload: torch.Tensor, cover: Coverage) -> torch.Tensor:
@@ -165,7 +166,7 @@ def merged(
             num.addcmul_(u, mf, value=float(c))
             den.add_(mf, alpha=float(c))
         else:  # elementwise, so the same bits at the slice's positions as over the full vector
-            part = u.index_select(0, idx)
+            part = gather(u, idx)
             mf = as_float(_slice_mask(part, m), w.dtype)
             _add_at(num, idx, lambda x: x.addcmul_(part, mf, value=float(c)))
             _add_at(den, idx, lambda x: x.add_(mf, alpha=float(c)))
@@ -267,7 +268,7 @@ def fjord(
             num.add_(v)
             den.add_(as_float(nonzero(v), w.dtype))
         else:  # the upload is zero outside its slice and covered on it: multiplying changes nothing
-            part = u.index_select(0, idx)
+            part = gather(u, idx)
             _add_at(num, idx, lambda x: x.add_(part))
             _add_at(den, idx, lambda x: x.add_(as_float(nonzero(part), w.dtype)))
     return _replace_empty(w, num, den)

@@ -35,6 +35,7 @@ import numpy as np
 import torch
 
 from fedgmr.errors import ConfigError
+from fedgmr.index_map import gather, scatter_
 from fedgmr.methods.registry import register
 from fedgmr.methods.width_sliced import AuxGated, WidthSliced, counted_steps
 from fedgmr.seeds import Purpose, words
@@ -106,8 +107,8 @@ class FjORDMixin:
             part, mom_part, idx, whole = start.clone(), mom, None, None
         else:
             whole, idx = self.submodel(sim, rho, 0)
-            part = start.index_select(0, idx)
-            mom_part = None if mom is None else mom.index_select(0, idx)
+            part = gather(start, idx)
+            mom_part = None if mom is None else gather(mom, idx)
         lr, batches = sim.client_lr[client], self.batches(sim, client)
         for j, p in enumerate(self.schedule(sim, client, rho)):
             seed, one = self.step_seed(sim, client, j), [next(batches)]
@@ -117,14 +118,14 @@ class FjORDMixin:
                 self.train_part(sim, client, whole, part, mom_part, p, one, None, seed)
             else:
                 sub, pos = self.nested(sim, rho, p)
-                x = part.index_select(0, pos)
-                mx = None if mom_part is None else mom_part.index_select(0, pos)
+                x = gather(part, pos)
+                mx = None if mom_part is None else gather(mom_part, pos)
                 self.train_part(sim, client, sub, x, mx, p, one, None, seed)
-                part.index_copy_(0, pos, x)
+                scatter_(part, pos, x)
                 if mx is not None:
-                    mom_part.index_copy_(0, pos, mx)
+                    scatter_(mom_part, pos, mx)
         if idx is not None and mom is not None:
-            mom.index_copy_(0, idx, mom_part)
+            scatter_(mom, idx, mom_part)
         return self.finish(sim, client, part, idx)
 
 
