@@ -13,8 +13,8 @@ How a client step runs here (no per-client model objects, design §5):
   ``idx[j]`` of the full model's flat vector, so extraction is one gather ``global_w[idx]`` and the
   scatter-back one ``upload[idx] = trained`` into a zero-filled full-size vector (the client's last upload
   buffer with its slice zeroed), with coverage ``in_slice(idx)``, so that aggregation touches only the
-  slice (``fedgmr.index_map``: strided copies of the same elements, 3-7x faster than ``index_select`` /
-  ``index_copy_``);
+  slice (``fedgmr.index_map``: strided copies of the same elements, 2.6-7x faster than ``index_select`` /
+  ``index_copy_`` on the LEAF CNN's slices);
 * momentum (ImageNet, StackOverflow) lives in the client's full-size buffer ``sim.momentum[client]`` and is
   gathered/scattered through the same map, so channels outside the window keep their last state;
 * batches and seeds are exactly those of :meth:`fedgmr.simulation.Simulation.train_locally`, so runs are
