@@ -32,7 +32,7 @@ def nonzero(values: torch.Tensor) -> torch.Tensor:
     """``values != 0`` as a bool tensor (NaN counts as non-zero, -0.0 as zero), by conversion.
 
     Same result as the comparison, about 6x faster on CPU (0.8 ms against 4.7 ms for 6.6 M floats):
-    released coverage is detected by value on every upload (§6).
+    released coverage is detected by value wherever a rule counts it (§6).
     """
     return values.bool()
 

@@ -8,8 +8,8 @@ form a few regular patterns: per tensor, rows of equal length at a constant stri
 
 :func:`gather`, :func:`scatter_` and :func:`fill_` take the index map itself: the first call on a map
 splits it into strided 2-D blocks (rows of equal length at constant strides, in the slice and in the full
-vector) and remembers them for as long as the map tensor lives; maps that would need too many blocks for the elements
-they move keep the index operations. The same elements are copied either way, so results are identical.
+vector) and remembers them for as long as the map tensor lives; maps that would need too many blocks for
+the elements they move keep the index operations. The same elements are copied either way, so results are identical.
 """
 
 from __future__ import annotations

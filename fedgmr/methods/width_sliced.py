@@ -345,7 +345,8 @@ class WidthSliced(Method):
         if rho >= 1.0:
             return self.finish(sim, client, self.train_full(sim, client, start, batches, seed), None)
         offset, scaler = self.window_offset(sim, client), self.scaler(sim, client, rho)
-        return self.finish(sim, client, *self.trained_slice(sim, client, start, rho, offset, batches, scaler, seed))
+        trained, idx = self.trained_slice(sim, client, start, rho, offset, batches, scaler, seed)
+        return self.finish(sim, client, trained, idx)
 
 
 class AuxGated(WidthSliced):

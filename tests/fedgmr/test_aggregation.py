@@ -178,7 +178,8 @@ def test_slice_coverage_touches_the_slice_only_with_the_same_bits(name):
     g = torch.Generator().manual_seed(11)
     n = 5000
     w = torch.randn(n, generator=g)
-    slices = [torch.arange(0, 1200), torch.sort(torch.randperm(n, generator=g)[:3100]).values, torch.arange(n)]
+    scattered = torch.sort(torch.randperm(n, generator=g)[:3100]).values
+    slices = [torch.arange(0, 1200), scattered, torch.arange(n)]
     uploads, explicit_slice = [], []
     for k, idx in enumerate(slices):
         part = torch.randn(idx.numel(), generator=g) * (k + 1)
