@@ -59,7 +59,6 @@ import weakref
 from typing import TYPE_CHECKING
 
 import torch
-from torch.func import functional_call
 
 from fedgmr.aggregation import BY_VALUE, Coverage
 from fedgmr.bias_gating import gated_layers
@@ -85,13 +84,22 @@ class ThresholdMask(torch.autograd.Function):
     @staticmethod
     def forward(ctx, scores: torch.Tensor, theta: torch.Tensor) -> torch.Tensor:
         ctx.save_for_backward(scores, theta)
-        return as_float(scores >= theta, scores.dtype)
+        return _kept(scores, theta)
 
     @staticmethod
     def backward(ctx, grad_out: torch.Tensor):
         scores, theta = ctx.saved_tensors
-        grad = torch.nan_to_num(2 * theta / (scores + theta) ** 2, nan=0.0, posinf=0.0, neginf=0.0)
-        return grad_out * grad * as_float(scores >= theta, scores.dtype), None
+        return _surrogate(grad_out, scores, theta), None
+
+
+def _kept(scores: torch.Tensor, theta: torch.Tensor) -> torch.Tensor:
+    return as_float(scores >= theta, scores.dtype)
+
+
+def _surrogate(grad_out: torch.Tensor, scores: torch.Tensor, theta: torch.Tensor) -> torch.Tensor:
+    """:class:`ThresholdMask`'s backward: ``grad_out ⊙ 2θ / (s + θ)²`` on kept entries, 0 elsewhere."""
+    grad = torch.nan_to_num(2 * theta / (scores + theta) ** 2, nan=0.0, posinf=0.0, neginf=0.0)
+    return grad_out * grad * _kept(scores, theta)
 
 
 def gated(w: torch.Tensor, theta: torch.Tensor, surrogate: bool) -> torch.Tensor:
@@ -123,6 +131,14 @@ def gate_biases_(m: torch.Tensor, kept: torch.Tensor, layers: list[tuple]) -> to
     return m
 
 
+def gate_biases_by_value_(m: torch.Tensor, layers: list[tuple]) -> torch.Tensor:
+    """:func:`gate_biases_` for a 0/1 float ``m`` that is its own ``kept`` (a row's maximum is 1 exactly
+    when it keeps a weight): no bool vector needed."""
+    for w, b in layers:
+        m[b.start : b.stop].mul_(m[w.start : w.stop].view(w.shape[0], -1).amax(1))
+    return m
+
+
 def floor_threshold(values: torch.Tensor, floor: float = FLOOR) -> torch.Tensor:
     """Magnitude at ascending position ``min(floor((1 - floor) n), n - 1)`` (the released floor, §4.3)."""
     n = values.numel()
@@ -148,12 +164,31 @@ class _Memo:
         self.w: torch.Tensor | None = None  # the global vector ``starts`` and ``thetas`` derive from
         self.starts: dict[int, tuple] = {}  # id(mask) -> (ref(mask), masked weights)
         self.thetas: dict[int, tuple] = {}  # id(start) -> (ref(start), jump, thresholds)
+        self.top_k: dict[float, torch.Tensor] = {}  # clean: density -> mask of ``w``
+        self._scratch: list[torch.Tensor] = []
+
+    def scratch(self, like: torch.Tensor, n: int) -> list[torch.Tensor]:
+        """``n`` model-sized work vectors, kept for the run (contents undefined). A fresh model-sized
+        temporary per elementwise op of a local step costs page faults that took longer than the op
+        itself: the clean surrogate step spent ~40 ms in six such ops (LEAF CNN, 2-core CPU)."""
+        bufs = self._scratch
+        if len(bufs) < n or any(b.shape != like.shape or b.dtype != like.dtype or b.device != like.device
+                                for b in bufs):
+            bufs = self._scratch = [torch.empty_like(like) for _ in range(max(n, len(bufs)))]
+        return bufs[:n]
 
     def follow(self, w: torch.Tensor) -> None:
         """Forget what was derived from an earlier global vector (it is never needed again but by
         clients whose download carried over, which recompute it)."""
         if self.w is not w:
-            self.w, self.starts, self.thetas = w, {}, {}
+            self.w, self.starts, self.thetas, self.top_k = w, {}, {}, {}
+
+    def theta(self, start: torch.Tensor, jump: bool, make) -> torch.Tensor:
+        """The thresholds of ``start`` (with or without the tick ``jump``), ``make()`` once per start."""
+        hit = self.thetas.get(id(start))
+        if hit is None or hit[0]() is not start or hit[1] != jump:
+            hit = self.thetas[id(start)] = (weakref.ref(start), jump, make())
+        return hit[2]
 
 
 class FIARSE(Method):
@@ -206,8 +241,13 @@ class FIARSE(Method):
         if self.released(sim):
             self._masks(sim)
             return sim.masks.mask(density)
-        theta = topk_threshold(sim.global_w, sim.layout_prunable, density)
-        return ~sim.layout_prunable | (sim.global_w.abs() >= theta)
+        memo = self._memo(sim)
+        memo.follow(sim.global_w)
+        mask = memo.top_k.get(density)
+        if mask is None:
+            theta = topk_threshold(sim.global_w, sim.layout_prunable, density)
+            mask = memo.top_k[density] = ~sim.layout_prunable | (sim.global_w.abs() >= theta)
+        return mask
 
     def client_start(self, sim: "Simulation", client: int) -> tuple[torch.Tensor, torch.Tensor | None]:
         if self._dense0(sim):
@@ -235,11 +275,7 @@ class FIARSE(Method):
         if self.released(sim) and (self.femnist_aux(sim) or self._dense0(sim)):
             return None
         if not self.released(sim):
-            theta = torch.zeros_like(start)
-            kept = mask & sim.layout_prunable
-            if kept.any():
-                theta[sim.layout_prunable] = start[kept].abs().min()
-            return theta
+            return self._memo(sim).theta(start, False, lambda: self._min_kept(sim, start, mask))
         tau = sim.net.payload_round[client]
         # The tick jump needs a threshold in the server model when it is evaluated at tick tau: the
         # first one is set by the rebuild that follows the round-0 evaluation, so round 0's dispatch
@@ -248,12 +284,15 @@ class FIARSE(Method):
         layers = threshold_layers(sim.cfg["model"]["name"], sim.layout)
         if not layers:
             return None
-        memo = self._memo(sim)
-        hit = memo.thetas.get(id(start))
-        if hit is not None and hit[0]() is start and hit[1] == jump:
-            return hit[2]
-        theta = self._floor_thresholds(start, layers, jump)
-        memo.thetas[id(start)] = (weakref.ref(start), jump, theta)
+        return self._memo(sim).theta(start, jump, lambda: self._floor_thresholds(start, layers, jump))
+
+    @staticmethod
+    def _min_kept(sim: "Simulation", start: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+        """Clean θ: the smallest kept magnitude on every prunable coordinate (0 elsewhere)."""
+        theta = torch.zeros_like(start)
+        kept = mask & sim.layout_prunable
+        if kept.any():
+            theta[sim.layout_prunable] = start[kept].abs().min()
         return theta
 
     @staticmethod
@@ -312,8 +351,7 @@ class FIARSE(Method):
         surrogate: bool,
     ) -> torch.Tensor:
         """K local SGD steps whose forward uses ``w ⊙ 1[|w| ≥ θ]`` (same update rule as ``Trainer``)."""
-        model, layout, tr = sim.model, sim.layout, sim.trainer
-        params = [s for s in layout.segments if not s.is_buffer]
+        model, tr = sim.model, sim.trainer
         sim.work.copy_(start)  # buffers (BN statistics) are updated in place by the forward
         w = start.clone()
         fmask = None if mask is None else as_float(mask, w.dtype)
@@ -322,42 +360,40 @@ class FIARSE(Method):
         trainable = tr.trainable_f
         lr = sim.client_lr[client]
         gated_layers = self.bias_gated(sim)
-        flat_grad = None if surrogate else torch.zeros_like(w)  # buffer coordinates stay 0
+        flat_grad, *scratch = self._memo(sim).scratch(w, 6)
+        flat_grad.zero_()  # buffer coordinates stay 0
+        two_theta = torch.mul(theta, 2) if surrogate else None
         model.train()
         torch.manual_seed(WidthSliced.step_seed(sim, client))
         for x, y in WidthSliced.batches(sim, client):
             sim.count_steps(1.0)
             if surrogate:
-                leaf = w.detach().requires_grad_(True)
-                eff = gated(leaf, theta, surrogate)
-                if fmask is not None:
-                    eff = eff * fmask
+                gate = None
                 if gated_layers:  # the forward mask of this step decides which biases emit (§4.4)
                     kept = w.abs() >= theta
                     if mask is not None:
                         kept &= mask
-                    eff = eff * unit_gate_vector(kept, gated_layers, w.dtype)
-                out = functional_call(model, {s.name: eff[s.start : s.stop].view(s.shape) for s in params}, (x,))
-                (grad,) = torch.autograd.grad(tr.loss(out, y), leaf)
+                    gate = unit_gate_vector(kept, gated_layers, w.dtype)
+                grad = _surrogate_grad(tr, w, theta, fmask, gate, x, y, flat_grad, scratch, two_theta)
             else:
                 # Released (no surrogate): the threshold mask is a constant of the step, so the forward's
                 # weights are w ⊙ m with m = 1[|w| ≥ θ] ⊙ mask ⊙ bias gates and dL/dw = dL/d(w ⊙ m) ⊙ m.
                 # Differentiating w.r.t. w ⊙ m (the model's own backward) and multiplying by m gives the
                 # same numbers as autograd through the three products (all factors are exactly 0 or 1),
                 # without a dozen passes over the flat vector per step.
-                kept = w.abs() >= theta
-                if mask is not None:
-                    kept &= mask
-                m = as_float(kept, w.dtype)
+                m = torch.ge(torch.abs(w, out=scratch[0]), theta, out=scratch[1])  # 0/1 floats
+                if fmask is not None:
+                    m.mul_(fmask)
                 if gated_layers:
-                    gate_biases_(m, kept, gated_layers)
+                    gate_biases_by_value_(m, gated_layers)
                 # m already holds the client mask: the multiply below would change nothing.
-                grad = _grad_at_masked(tr, w, m, x, y, flat_grad)
-            step = grad * trainable if tr.has_buffers else grad  # trainable is all ones without buffers
+                grad = _grad_at(tr, w, m, x, y, flat_grad)
+            # grad is this step's own work vector: the update's factors apply in place.
+            step = grad.mul_(trainable) if tr.has_buffers else grad  # trainable is all ones without buffers
             if fmask is not None and surrogate:
-                step = step * fmask
+                step.mul_(fmask)
             if tr.weight_decay:
-                step = step + tr.weight_decay * w * trainable
+                step.add_(torch.mul(w, tr.weight_decay, out=scratch[0]).mul_(trainable))
             if mom is not None and tr.momentum:
                 mom.mul_(tr.momentum).add_(step)
                 step = mom
@@ -374,28 +410,81 @@ class FIARSE(Method):
         return out_w
 
 
-def _grad_at_masked(tr, w: torch.Tensor, m: torch.Tensor, x, y, grad: torch.Tensor) -> torch.Tensor:
-    """``m ⊙ dL/d(w ⊙ m)`` of one batch (= dL/dw for a 0/1 ``m``), into ``grad``: the model's own forward
-    and backward with its parameters (views of ``tr.work``) set to ``w ⊙ m``. Buffers (BatchNorm
-    statistics) stay those of ``tr.work``.
+def _grad_at(tr, w: torch.Tensor, m: torch.Tensor | None, x, y, grad: torch.Tensor) -> torch.Tensor:
+    """``m ⊙ dL/d(w ⊙ m)`` of one batch (= dL/dw for a 0/1 ``m``; ``m`` None: dL/dw), into ``grad``: the
+    model's own forward and backward with its parameters (views of ``tr.work``) set to ``w ⊙ m``.
+    Buffers (BatchNorm statistics) stay those of ``tr.work``.
 
     Same numbers as autograd through the flat vector's views, without its per-parameter full-size
     gradient copies (the backward took ~4x the forward and backward of the model alone).
     """
+    masks = [None] * len(tr.params) if m is None else tr.param_views(m)
     with torch.no_grad():
-        for p, a, b in zip(tr.params, tr.param_views(w), tr.param_views(m)):
-            torch.mul(a, b, out=p)
+        for p, a, b in zip(tr.params, tr.param_views(w), masks):
+            p.copy_(a) if b is None else torch.mul(a, b, out=p)
     for p in tr.params:
         p.grad = None
     tr.loss(tr.model(x), y).backward()
     with torch.no_grad():
-        for g, p, b in zip(tr.param_views(grad), tr.params, tr.param_views(m)):
+        for g, p, b in zip(tr.param_views(grad), tr.params, masks):
             if p.grad is None:
                 g.zero_()
+            elif b is None:
+                g.copy_(p.grad)
             else:
                 torch.mul(p.grad, b, out=g)
             p.grad = None
     return grad
+
+
+def _surrogate_grad(
+    tr,
+    w: torch.Tensor,
+    theta: torch.Tensor,
+    fmask,
+    gate,
+    x,
+    y,
+    flat: torch.Tensor,
+    scratch: list,
+    two_theta: torch.Tensor | None = None,
+) -> torch.Tensor:
+    """dL/dw for the forward ``w ⊙ ThresholdMask(|w|, θ) ⊙ fmask ⊙ gate`` (either factor may be None), the
+    bits autograd gives through :func:`gated` and ``functional_call`` on views of the flat vector.
+
+    Only dL/d(effective weights) needs the model: its own backward (parameters set to the effective
+    weights, as :func:`_grad_at` does) writes it into ``flat`` (buffer coordinates stay 0). The rest is
+    the chain rule written out with the very products autograd evaluates (``MulBackward``: grad times
+    the other factor; ``AbsBackward``: grad times ``sgn``; :func:`_surrogate`), in place on five of the
+    model-sized ``scratch`` vectors, so the same numbers come out without autograd's full-size
+    zero-filled gradient per parameter view, which made a clean FIARSE step ~8x a plain one. Autograd
+    sums those per-view gradients, so a -0.0 of a parameter's gradient reaches the flat vector as +0.0:
+    adding 0.0 does the same. ``two_theta`` (``2 * theta``, the same for every step of a training) may
+    be passed in to save a pass. Returns one of the scratch vectors.
+    """
+    s, on, eff, t, through = scratch[:5]
+    torch.ge(torch.abs(w, out=s), theta, out=on)  # _kept(s, θ), written as 0/1 floats
+    torch.mul(w, on, out=eff)
+    for f in (fmask, gate):
+        if f is not None:
+            eff.mul_(f)
+    g = _grad_at(tr, eff, None, x, y, flat)
+    if len(tr.params) > 1:  # every parameter is used by the forward, so each coordinate is a sum
+        g.add_(0.0)
+    for f in (gate, fmask):  # backward visits the products in reverse
+        if f is not None:
+            g.mul_(f)
+    direct = torch.mul(g, on, out=eff)
+    # _surrogate(g ⊙ w, s, θ) ⊙ sgn(w), the same operations in place.
+    torch.mul(g, w, out=through)
+    torch.add(s, theta, out=s).pow_(2)
+    if two_theta is None:
+        two_theta = torch.mul(theta, 2)
+    torch.div(two_theta, s, out=t).nan_to_num_(nan=0.0, posinf=0.0, neginf=0.0)
+    through.mul_(t).mul_(on)
+    # direct + through ⊙ sgn(w) in one pass: a product with -1, 0 or 1 is exact, so fused or not the sum
+    # is rounded once.
+    return direct.addcmul_(through, torch.sgn(w, out=t))
 
 
 class FIARSEAux(FIARSE):

@@ -3,6 +3,8 @@ thresholds, and what a client trains."""
 
 from __future__ import annotations
 
+from types import SimpleNamespace
+
 import torch
 
 from fedgmr.config import resolve_config
@@ -103,3 +105,99 @@ def test_released_threshold_layers_compute_with_two_percent():
     for seg in sim.layout.layers:
         frac = float((ev[seg.start : seg.stop] != 0).float().mean())
         assert frac <= 0.05, (seg.name, frac)  # about 2 % (at least one weight) computes
+
+
+def _autograd_surrogate(sim, w, theta, fmask, gate, x, y):
+    """The surrogate gradient as autograd gives it through the flat vector's views (the definition)."""
+    from torch.func import functional_call
+
+    leaf = w.detach().requires_grad_(True)
+    eff = gated(leaf, theta, True)
+    for f in (fmask, gate):
+        if f is not None:
+            eff = eff * f
+    params = [s for s in sim.layout.segments if not s.is_buffer]
+    out = functional_call(sim.model, {s.name: eff[s.start : s.stop].view(s.shape) for s in params}, (x,))
+    (grad,) = torch.autograd.grad(sim.trainer.loss(out, y), leaf)
+    return grad
+
+
+def test_clean_surrogate_gradient_has_the_bits_of_autograd():
+    from fedgmr.methods.fiarse import _surrogate_grad
+    from fedgmr.methods.width_sliced import WidthSliced
+
+    sim = _sim("clean")
+    m = sim.method
+    sim.net.begin_iteration()
+    client = sim.densities.index(0.1)
+    start, mask = m.client_start(sim, client)
+    theta = m.thresholds(sim, client, start, mask)
+    assert mask is not None and theta is not None
+    w = start.clone()
+    # The corner cases of the chain rule: exact zeros of both signs, weights exactly at the threshold.
+    g = torch.Generator().manual_seed(0)
+    pick = torch.randint(0, w.numel(), (300,), generator=g)
+    w[pick[:100]] = 0.0
+    w[pick[100:200]] = -0.0
+    w[pick[200:250]] = theta[pick[200:250]]
+    w[pick[250:]] = -theta[pick[250:]]
+    x, y = next(iter(WidthSliced.batches(sim, client)))
+    fmask = mask.float()
+    gate = torch.ones_like(w)
+    for seg in sim.layout.segments:
+        if seg.name.endswith("bias"):
+            gate[seg.start : seg.stop] = (torch.rand(seg.numel, generator=g) < 0.7).float()
+    for f, gt in ((fmask, gate), (fmask, None), (None, None)):
+        ref = _autograd_surrogate(sim, w, theta, f, gt, x, y)
+        scratch = [torch.full_like(w, float("nan")) for _ in range(5)]  # what they held must not matter
+        got = _surrogate_grad(sim.trainer, w, theta, f, gt, x, y, torch.zeros_like(w), scratch)
+        assert torch.equal(got.view(torch.int32), ref.view(torch.int32))
+        assert bool((got != 0).any())
+
+
+def test_surrogate_gradient_keeps_autograds_sign_of_zero():
+    """Autograd sums the gradients of the flat vector's per-parameter views, so a parameter's -0.0 arrives
+    as +0.0 (and keeps its sign with a single parameter); the written-out chain rule does the same."""
+    from torch import nn
+
+    from fedgmr.flat import flatten_module
+    from fedgmr.methods.fiarse import _surrogate_grad
+    from fedgmr.training import Trainer
+
+    class Toy(nn.Module):
+        def __init__(self, n_params: int):
+            super().__init__()
+            self.ps = nn.ParameterList([nn.Parameter(torch.ones(3)) for _ in range(n_params)])
+
+        def forward(self, x):
+            return sum(p * x for p in self.ps)
+
+    x = torch.tensor([-0.0, 2.0, -0.0])  # dL/dp = x: exact zeros of negative sign
+    for n_params in (1, 2):
+        model = Toy(n_params)
+        layout, work, _ = flatten_module(model, [])
+        tr = Trainer(model, layout, work, lambda out, y: (out * y).sum(), 0.0, 0.0)
+        w = torch.full((3 * n_params,), 0.5)
+        theta = torch.full_like(w, 0.25)
+        ref = _autograd_surrogate(SimpleNamespace(layout=layout, model=model, trainer=tr), w, theta, None, None,
+                                  x, torch.ones(3))
+        scratch = [torch.full_like(w, float("nan")) for _ in range(5)]
+        got = _surrogate_grad(tr, w, theta, None, None, x, torch.ones(3), torch.zeros_like(w), scratch)
+        assert torch.equal(got.view(torch.int32), ref.view(torch.int32)), n_params
+        assert (ref.view(torch.int32) < 0).any() == (n_params == 1)  # the case is really exercised
+
+
+def test_bias_gates_by_value_equal_the_bool_gates():
+    from fedgmr.bias_gating import gated_layers
+    from fedgmr.methods.fiarse import gate_biases_, gate_biases_by_value_
+
+    sim = _sim("released")
+    layers = [(g.weight, g.bias) for g in gated_layers(sim.layout)]
+    assert layers
+    kept = torch.rand(sim.layout.numel, generator=torch.Generator().manual_seed(1)) < 0.002
+    w, b = layers[0]
+    kept[w.start : w.stop].view(w.shape[0], -1)[0] = False  # a unit without a kept weight
+    ref = gate_biases_(kept.float(), kept, layers)
+    got = gate_biases_by_value_(kept.float(), layers)
+    assert torch.equal(got, ref)
+    assert float(got[b.start]) == 0.0 and float(got[b.start + 1 : b.stop].sum()) < b.numel - 1
