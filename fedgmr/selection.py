@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import math
 
+import numpy as np
 import torch
 
 __all__ = ["kth_smallest"]
@@ -28,10 +29,6 @@ __all__ = ["kth_smallest"]
 _DIRECT = 1 << 16
 # Sample size: the bracket holds about n * 8 / sqrt(_SAMPLE) values (4 standard deviations each side).
 _SAMPLE = 16384
-
-
-def _count(mask: torch.Tensor) -> int:
-    return int(torch.count_nonzero(mask))  # several times faster than a bool sum on the CPU
 
 
 def kth_smallest(values: torch.Tensor, k: int) -> torch.Tensor:
@@ -48,6 +45,8 @@ def kth_smallest(values: torch.Tensor, k: int) -> torch.Tensor:
     if n < _DIRECT or values.device.type != "cpu" or not values.is_floating_point():
         return torch.kthvalue(values, k).values
     v = values.detach()
+    if v.dtype == torch.bfloat16:  # no NumPy dtype; widening keeps the order and the value
+        return kth_smallest(v.float(), k).to(v.dtype)
     # Random positions, not a stride: a stride can line up with a weight matrix's columns (3136 = 8 x 392 in
     # the LEAF CNN) and see only a few of them. Fixed seed: the same vector costs the same every time.
     where = torch.randint(0, n, (_SAMPLE,), generator=torch.Generator().manual_seed(n))
@@ -58,16 +57,22 @@ def kth_smallest(values: torch.Tensor, k: int) -> torch.Tensor:
     spread = 4.0 * math.sqrt(m * (k / n) * (1.0 - k / n)) + 2.0
     lo = sample[max(0, math.floor(centre - spread))]
     hi = sample[min(m - 1, math.ceil(centre + spread))]
-    if bool(torch.isnan(v).any()):  # NaN is neither below nor above anything: let kthvalue order it
+    # NaN is neither below nor above anything: let kthvalue order it. The sum is NaN when a value is
+    # (or when +inf meets -inf, which only costs the fallback); one pass, ~10x cheaper than isnan + any.
+    if bool(torch.isnan(v.sum())):
         return torch.kthvalue(v, k).values
-    le_lo = v <= lo
-    n_le_lo = _count(le_lo)
+    # The counting passes read the same bytes through NumPy: its comparisons, counts and boolean selection
+    # are faster than torch's on this CPU (6.4 M values: 9 against 24 ms; a torch comparison that
+    # writes bools alone takes 4.7 ms). Same-dtype comparisons with 0-d arrays: no rounding.
+    a, lo_, hi_ = v.numpy(), lo.numpy(), hi.numpy()
+    le_lo = a <= lo_
+    n_le_lo = int(np.count_nonzero(le_lo))
     if k <= n_le_lo:  # at or below lo: lo itself (a tie block) or the bracket missed
-        return lo.clone() if _count(v < lo) < k else torch.kthvalue(v, k).values
-    lt_hi = v < hi
-    n_lt_hi = _count(lt_hi)
+        return lo.clone() if int(np.count_nonzero(a < lo_)) < k else torch.kthvalue(v, k).values
+    lt_hi = a < hi_
+    n_lt_hi = int(np.count_nonzero(lt_hi))
     if k > n_lt_hi:  # at or above hi: hi itself or the bracket missed
-        return hi.clone() if k <= _count(v <= hi) else torch.kthvalue(v, k).values
+        return hi.clone() if k <= int(np.count_nonzero(a <= hi_)) else torch.kthvalue(v, k).values
     # lo < hi here, so {v <= lo} lies inside {v < hi}: the values strictly between are their difference.
-    inside = v[torch.logical_xor(lt_hi, le_lo)]
+    inside = torch.from_numpy(a[lt_hi ^ le_lo])
     return torch.kthvalue(inside, k - n_le_lo).values

@@ -360,7 +360,7 @@ class FIARSE(Method):
         trainable = tr.trainable_f
         lr = sim.client_lr[client]
         gated_layers = self.bias_gated(sim)
-        flat_grad, *scratch = self._memo(sim).scratch(w, 6)
+        flat_grad, *scratch = self._memo(sim).scratch(w, 6 if surrogate else 3)
         flat_grad.zero_()  # buffer coordinates stay 0
         two_theta = torch.mul(theta, 2) if surrogate else None
         model.train()

@@ -27,6 +27,12 @@ def _ks(n: int) -> list[int]:
         lambda g, n: torch.where(torch.rand(n, generator=g) < 0.95, 0.0, torch.randn(n, generator=g)).abs(),
         lambda g, n: torch.where(torch.rand(n, generator=g) < 0.02, 0.0, torch.randn(n, generator=g)).abs(),
         lambda g, n: torch.randn(n, generator=g, dtype=torch.float64),
+        # dtypes read through NumPy or widened for it, and a strided view
+        lambda g, n: torch.randn(n, generator=g).to(torch.float16),
+        lambda g, n: torch.randn(n, generator=g).to(torch.bfloat16),
+        lambda g, n: torch.randn(2 * n, generator=g)[::2],
+        # infinities of one sign: the sum is inf, not NaN, so the counting path runs
+        lambda g, n: torch.where(torch.rand(n, generator=g) < 0.1, float("inf"), torch.randn(n, generator=g)),
     ],
 )
 def test_equals_kthvalue(make):
@@ -34,7 +40,8 @@ def test_equals_kthvalue(make):
     n = 200_000
     v = make(g, n)
     for k in _ks(n):
-        assert kth_smallest(v, k).item() == torch.kthvalue(v, k).values.item(), k
+        got = kth_smallest(v, k)
+        assert got.dtype == v.dtype and got.item() == torch.kthvalue(v, k).values.item(), k
 
 
 def test_sorted_runs_of_equal_values():
