@@ -165,17 +165,6 @@ class _Memo:
         self.starts: dict[int, tuple] = {}  # id(mask) -> (ref(mask), masked weights)
         self.thetas: dict[int, tuple] = {}  # id(start) -> (ref(start), jump, thresholds)
         self.top_k: dict[float, torch.Tensor] = {}  # clean: density -> mask of ``w``
-        self._scratch: list[torch.Tensor] = []
-
-    def scratch(self, like: torch.Tensor, n: int) -> list[torch.Tensor]:
-        """``n`` model-sized work vectors, kept for the run (contents undefined). A fresh model-sized
-        temporary per elementwise op of a local step costs page faults that took longer than the op
-        itself: the clean surrogate step spent ~40 ms in six such ops (LEAF CNN, 2-core CPU)."""
-        bufs = self._scratch
-        if len(bufs) < n or any(b.shape != like.shape or b.dtype != like.dtype or b.device != like.device
-                                for b in bufs):
-            bufs = self._scratch = [torch.empty_like(like) for _ in range(max(n, len(bufs)))]
-        return bufs[:n]
 
     def follow(self, w: torch.Tensor) -> None:
         """Forget what was derived from an earlier global vector (it is never needed again but by
@@ -360,8 +349,11 @@ class FIARSE(Method):
         trainable = tr.trainable_f
         lr = sim.client_lr[client]
         gated_layers = self.bias_gated(sim)
-        flat_grad, *scratch = self._memo(sim).scratch(w, 6 if surrogate else 3)
-        flat_grad.zero_()  # buffer coordinates stay 0
+        flat_grad = torch.zeros_like(w)  # buffer coordinates stay 0
+        # Work vectors for the steps' elementwise passes: a fresh model-sized temporary per pass costs
+        # page faults that took longer than the pass itself (LEAF CNN, 2-core CPU: the clean surrogate
+        # step spent ~40 ms in six of them).
+        scratch = [torch.empty_like(w) for _ in range(5 if surrogate else 2)]
         two_theta = torch.mul(theta, 2) if surrogate else None
         model.train()
         torch.manual_seed(WidthSliced.step_seed(sim, client))
