@@ -172,6 +172,13 @@ class _Memo:
         if self.w is not w:
             self.w, self.starts, self.thetas, self.top_k = w, {}, {}, {}
 
+    def received_now(self, start: torch.Tensor, masks) -> bool:
+        """Whether ``start`` is the current global vector or one of the masked copies clients receive
+        now, with masks of the current rebuild ``masks``."""
+        if self.w is None or self.masks_for is not self.w or masks is None:
+            return False
+        return start is self.w or any(hit[1] is start for hit in self.starts.values())
+
     def theta(self, start: torch.Tensor, jump: bool, make) -> torch.Tensor:
         """The thresholds of ``start`` (with or without the tick ``jump``), ``make()`` once per start."""
         hit = self.thetas.get(id(start))
@@ -273,7 +280,14 @@ class FIARSE(Method):
         layers = threshold_layers(sim.cfg["model"]["name"], sim.layout)
         if not layers:
             return None
-        return self._memo(sim).theta(start, jump, lambda: self._floor_thresholds(start, layers, jump))
+        memo = self._memo(sim)
+        if memo.received_now(start, sim.masks):
+            # The global vector under a mask of the current rebuild: the mask keeps each layer's 2 %
+            # floor (every weight at or above θ_l) and only zeroes weights below θ_l, so the layer's
+            # floor magnitude, and the floor inside it, are the global vector's own. One selection
+            # per layer per round instead of one per density (test_fiarse_released.py checks).
+            start = sim.global_w
+        return memo.theta(start, jump, lambda: self._floor_thresholds(start, layers, jump))
 
     @staticmethod
     def _min_kept(sim: "Simulation", start: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:

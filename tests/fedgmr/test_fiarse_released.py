@@ -192,3 +192,32 @@ def test_clients_of_one_density_share_received_weights_and_thresholds():
     sc, _ = m.client_start(sim, a)
     assert sc is not sa and torch.equal(sc, sim.global_w * sim.masks.mask(sim.densities[a]))
     assert not torch.equal(m.thresholds(sim, a, sc, sim.masks.mask(sim.densities[a])), ta)
+
+
+@pytest.mark.parametrize("jump", [False, True])
+def test_thresholds_of_every_received_start_are_the_global_vectors(jump):
+    # thresholds() takes the floors of the global vector for every start received now: exact, because a
+    # mask of the current rebuild keeps each layer's floor and only zeroes weights below it. Checked
+    # against the floors of each start computed directly, with a layer holding many exact zeros.
+    sim = _sim()
+    m = sim.method
+    first, seg = threshold_layers("leaf_cnn", sim.layout)[:2]
+    sim.global_w[seg.start : seg.start + seg.numel // 2] = 0.0
+    sim.global_w[first.start + 1 : first.stop] = 0.0  # a floor of 0: more than 98 % of the layer is 0
+    sim.net.round = 1
+    m.on_round(sim, 1, False)
+    layers = threshold_layers("leaf_cnn", sim.layout)
+    starts = {}
+    for c, rho in enumerate(sim.densities):
+        start, mask = m.client_start(sim, c)
+        starts[rho] = (c, start, mask)
+    assert len(starts) > 2 and any(mask is None for _, _, mask in starts.values())
+    if jump:  # a dispatch at an evaluation tick takes the floor inside the floor
+        sim.net.payload_round = [sim.cfg["schedule"]["interval"]] * len(sim.densities)
+    shared = None
+    for c, start, mask in starts.values():
+        theta = m.thresholds(sim, c, start, mask)
+        assert torch.equal(theta, m._floor_thresholds(start, layers, jump))
+        shared = theta if shared is None else shared
+        assert theta is shared  # one selection per layer, whatever the density
+    assert float(shared[first.start]) == 0.0 and float(shared[seg.start]) > 0.0
