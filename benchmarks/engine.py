@@ -10,7 +10,7 @@ none of the machinery (clock, masks, aggregation, checkpoints). Both run in this
 other, on the same threads.
 
     python benchmarks/engine.py [--method fedgmr] [--rounds 50] [--threads 2] [--width 1.0] [--repeat 1]
-                                [--sequential | --backend auto|threads|vmap]
+                                [--sequential | --backend auto|threads|vmap] [--semantics released|clean]
 
 The last line is ``wall/floor <ratio>``. Peak memory (max RSS) is printed too. On a shared machine the
 same work can take 20 % more or less from one run to the next; ``--repeat N`` alternates engine and floor
@@ -38,10 +38,18 @@ from fedgmr.runner import run  # noqa: E402
 from fedgmr.training import loss_fn  # noqa: E402
 
 
-def config(rounds: int, width: float, batch: bool = True, method: str = "fedgmr", backend: str = "auto") -> dict:
+def config(
+    rounds: int,
+    width: float,
+    batch: bool = True,
+    method: str = "fedgmr",
+    backend: str = "auto",
+    semantics: str = "released",
+) -> dict:
     return resolve_config(
         {
             "method": method,
+            "semantics": semantics,
             "dataset": {
                 "name": "synthetic_image",
                 "partition": "iid",
@@ -112,11 +120,21 @@ def main() -> None:
         help="run.batch_backend (auto: one client after another on the CPU, vmap on a GPU)",
     )
     ap.add_argument("--repeat", type=int, default=1, help="alternate engine and floor N times; fastest of each")
+    ap.add_argument(
+        "--semantics", default="released", choices=("released", "clean"), help="the run's semantics (default released)"
+    )
     args = ap.parse_args()
     if args.repeat < 1:
         ap.error("--repeat must be at least 1")
     torch.set_num_threads(args.threads)
-    cfg = config(args.rounds, args.width, batch=not args.sequential, method=args.method, backend=args.backend)
+    cfg = config(
+        args.rounds,
+        args.width,
+        batch=not args.sequential,
+        method=args.method,
+        backend=args.backend,
+        semantics=args.semantics,
+    )
     walls, floors = [], []
     for _ in range(args.repeat):
         with tempfile.TemporaryDirectory() as tmp:
@@ -136,7 +154,7 @@ def main() -> None:
     print(
         f"method {args.method}  rounds {rounds}  local steps {c['steps']} "
         f"(by density {by_density})  evaluations {c['eval_passes']} ({c['eval_samples']} samples)  "
-        f"ticks {ticks}  backend {backend}"
+        f"ticks {ticks}  backend {backend}  semantics {args.semantics}"
     )
     if args.repeat > 1:
         print(f"repeats {args.repeat}: engine {_seconds(walls)}; floor {_seconds(floors)} (fastest used)")
