@@ -427,7 +427,10 @@ def _grad_at(tr, w: torch.Tensor, m: torch.Tensor | None, x, y, grad: torch.Tens
     masks = [None] * len(tr.params) if m is None else tr.param_views(m)
     with torch.no_grad():
         for p, a, b in zip(tr.params, tr.param_views(w), masks):
-            p.copy_(a) if b is None else torch.mul(a, b, out=p)
+            if b is None:
+                p.copy_(a)
+            else:
+                torch.mul(a, b, out=p)
     for p in tr.params:
         p.grad = None
     tr.loss(tr.model(x), y).backward()
