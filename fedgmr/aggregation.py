@@ -30,7 +30,7 @@ from collections.abc import Callable, Sequence
 import torch
 
 from fedgmr.flat import as_float, nonzero
-from fedgmr.index_map import gather, scatter_
+from fedgmr.index_map import gather, scatter_, views
 
 __all__ = [
     "AGGREGATORS",
@@ -166,7 +166,12 @@ def merged(
             mf = as_float(cover_mask(u, m), w.dtype)
             num.addcmul_(u, mf, value=float(c))
             den.add_(mf, alpha=float(c))
-        else:  # elementwise, so the same bits at the slice's positions as over the full vector
+        elif (blocks := views(idx, u, num, den)) is not None:  # in place on the slice's positions
+            for ub, nb, db in blocks:  # elementwise: the same bits as over the full vector
+                mf = as_float(_slice_mask(ub, m), w.dtype)
+                nb.addcmul_(ub, mf, value=float(c))
+                db.add_(mf, alpha=float(c))
+        else:
             part = gather(u, idx)
             mf = as_float(_slice_mask(part, m), w.dtype)
             _add_at(num, idx, lambda x: x.addcmul_(part, mf, value=float(c)))
@@ -268,7 +273,11 @@ def fjord(
             v = _covered(u, u, m)
             num.add_(v)
             den.add_(as_float(nonzero(v), w.dtype))
-        else:  # the upload is zero outside its slice and covered on it: multiplying changes nothing
+        elif (blocks := views(idx, u, num, den)) is not None:  # the upload is zero outside its slice
+            for ub, nb, db in blocks:  # and covered on it: multiplying changes nothing
+                nb.add_(ub)
+                db.add_(as_float(nonzero(ub), w.dtype))
+        else:
             part = gather(u, idx)
             _add_at(num, idx, lambda x: x.add_(part))
             _add_at(den, idx, lambda x: x.add_(as_float(nonzero(part), w.dtype)))

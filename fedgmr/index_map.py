@@ -19,7 +19,7 @@ import weakref
 import numpy as np
 import torch
 
-__all__ = ["blocks_of", "fill_", "gather", "scatter_"]
+__all__ = ["blocks_of", "fill_", "gather", "scatter_", "views"]
 
 # (offset in the slice, its row stride, first position, position row stride, rows, row length)
 Block = tuple[int, int, int, int, int, int]
@@ -109,12 +109,16 @@ def _usable(vec: torch.Tensor, idx: torch.Tensor) -> list[Block] | None:
     return blocks_of(idx)
 
 
-def gather(src: torch.Tensor, idx: torch.Tensor) -> torch.Tensor:
-    """``src[idx]`` (= ``src.index_select(0, idx)``) as a new tensor."""
+def gather(src: torch.Tensor, idx: torch.Tensor, out: torch.Tensor | None = None) -> torch.Tensor:
+    """``src[idx]`` (= ``src.index_select(0, idx)``), as a new tensor or written into ``out`` (a
+    contiguous 1-D tensor of ``idx``'s length, e.g. a sub-model's working vector; returned)."""
     blocks = _usable(src, idx)
+    if out is not None and (out.dim() != 1 or out.stride(0) != 1 or out.numel() != idx.numel()):
+        raise ValueError(f"out must be a contiguous vector of {idx.numel()} values")
     if blocks is None:
-        return src.index_select(0, idx)
-    out = torch.empty(idx.numel(), dtype=src.dtype, device=src.device)
+        return src.index_select(0, idx) if out is None else torch.index_select(src, 0, idx, out=out)
+    if out is None:
+        out = torch.empty(idx.numel(), dtype=src.dtype, device=src.device)
     for b in blocks:
         _part(out, b).copy_(_view(src, b))
     return out
@@ -138,3 +142,18 @@ def fill_(dst: torch.Tensor, idx: torch.Tensor, value: float) -> torch.Tensor:
     for b in blocks:
         _view(dst, b).fill_(value)
     return dst
+
+
+def views(idx: torch.Tensor, *vecs: torch.Tensor) -> list[tuple[torch.Tensor, ...]] | None:
+    """The positions ``idx`` of the full-size vectors ``vecs`` as 2-D strided views, one tuple per block
+    (the same elements of every vector), or None where the map is not made of strided blocks.
+
+    An elementwise update through these views (``num_view.add_(upload_view)``) is an update of
+    ``vec[idx]`` in place, without gathering the slice out and scattering it back.
+    """
+    if len({v.shape for v in vecs}) > 1:
+        raise ValueError(f"views of vectors of different shapes: {[tuple(v.shape) for v in vecs]}")
+    if any(_usable(v, idx) is None for v in vecs):
+        return None
+    return [tuple(_view(v, b) for v in vecs) for b in blocks_of(idx)]
+

@@ -97,28 +97,33 @@ class FjORDMixin:
     ) -> tuple[torch.Tensor, Coverage | None]:
         """One local step per width of the schedule, each on the physically smaller p-model.
 
-        The client's rho-slice (and its momentum) is gathered once; a step of width p < rho trains the
-        p-slice gathered from and scattered back into it (``WidthSliced.nested``), so no step touches the
-        full-size vector. Same copies, in the same order, as gathering every step from the full vector.
+        The client's rho-slice lives in the working vector of the rho-model (of the engine's full model
+        when rho >= 1) for the whole update, so a step of width rho trains it in place; a step of width
+        p < rho gathers its p-slice into the p-model's working vector, trains it there and scatters it
+        back (``WidthSliced.nested``). No step touches the full-size vector, and no step copies more than
+        its own p-slice twice. The same values, in the same order, as gathering every step from the full
+        vector into a fresh tensor.
         """
         rho = sim.densities[client]
         mom = sim.momentum[client]
         if rho >= 1.0:
-            part, mom_part, idx, whole = start.clone(), mom, None, None
+            whole, idx, mom_part = None, None, mom
+            part = sim.trainer.work
+            part.copy_(start)
         else:
             whole, idx = self.submodel(sim, rho, 0)
-            part = gather(start, idx)
+            part = gather(start, idx, out=whole.trainer.work)
             mom_part = None if mom is None else gather(mom, idx)
         lr, batches = sim.client_lr[client], self.batches(sim, client)
         for j, p in enumerate(self.schedule(sim, client, rho)):
             seed, one = self.step_seed(sim, client, j), [next(batches)]
-            if p >= rho and whole is None:  # the full model itself
+            sub, pos = (whole, None) if p >= rho else self.nested(sim, rho, p)
+            if sub is None:  # the full model itself, in the engine's working vector
                 sim.trainer.train(part, None, mom_part, counted_steps(sim, 1.0, one), lr, False, seed, out=part)
-            elif p >= rho:
-                self.train_part(sim, client, whole, part, mom_part, p, one, None, seed)
+            elif sub.trainer.work is part:  # p's widths are rho's: the whole slice, in place
+                self.train_part(sim, client, sub, part, mom_part, p, one, None, seed)
             else:
-                sub, pos = self.nested(sim, rho, p)
-                x = gather(part, pos)
+                x = gather(part, pos, out=sub.trainer.work)
                 mx = None if mom_part is None else gather(mom_part, pos)
                 self.train_part(sim, client, sub, x, mx, p, one, None, seed)
                 scatter_(part, pos, x)
@@ -126,6 +131,8 @@ class FjORDMixin:
                     scatter_(mom_part, pos, mx)
         if idx is not None and mom is not None:
             scatter_(mom, idx, mom_part)
+        if idx is None:
+            part = part.clone()  # the upload itself: the engine's working vector is needed again
         return self.finish(sim, client, part, idx)
 
 

@@ -278,10 +278,14 @@ class WidthSliced(Method):
         seed: int,
     ) -> tuple[torch.Tensor, torch.Tensor]:
         """The (rho < 1, offset) slice of the full-size ``source``, trained, and its index map. Only the
-        slice is gathered; the client's momentum slice is trained and scattered back into its buffer."""
+        slice is gathered; the client's momentum slice is trained and scattered back into its buffer.
+
+        The slice is gathered straight into the sub-model's working vector and trained there (no copy in
+        or out), so the returned tensor is that working vector: read it before the sub-model trains again.
+        """
         sub, idx = self.submodel(sim, rho, offset)
         mom = sim.momentum[client]
-        part = gather(source, idx)
+        part = gather(source, idx, out=sub.trainer.work)
         mom_part = None if mom is None else gather(mom, idx)
         self.train_part(sim, client, sub, part, mom_part, rho, batches, scaler, seed)
         if mom is not None:
@@ -306,7 +310,8 @@ class WidthSliced(Method):
         seed: int,
     ) -> None:
         """Local steps of sub-model ``sub`` on ``part`` (its flat weights) and ``mom_part`` (its slice of
-        the client's momentum), both in place."""
+        the client's momentum), both in place. With ``part`` the sub-model's own working vector, the
+        trainer's copies in and out are no-ops (``copy_`` of a tensor onto itself returns at once)."""
         if hasattr(sub.model, "scaler"):
             sub.model.scaler = scaler
         lr = sim.client_lr[client]

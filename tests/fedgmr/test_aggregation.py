@@ -205,3 +205,37 @@ def test_bad_slice_coverage_is_rejected():
         ma(W, UPLOADS, [("window", torch.arange(3)), BY_VALUE], C, 1.0)
     with pytest.raises(ValueError, match="in_slice"):
         ma(W, UPLOADS, [(BY_VALUE, torch.arange(3.0)), BY_VALUE], C, 1.0)
+
+
+@pytest.mark.parametrize("name", sorted(AGGREGATORS))
+def test_width_slices_update_in_place_with_the_bits_of_explicit_masks(name):
+    # The LEAF CNN's real width slices (HeteroFL front slices, FedRolex windows that wrap around) are
+    # strided blocks, so MA and FjORD's rule add through views of the accumulators instead of gathering
+    # and scattering the slice; the bits must be those of explicit full-size masks.
+    from fedgmr.index_map import views
+    from tests.fedgmr.test_index_map import _maps
+
+    maps = _maps("fedrolex", (0, 37))[0]
+    with pytest.raises(ValueError, match="different shapes"):
+        views(maps[0], torch.zeros(10), torch.zeros(11))
+    n = int(max(int(idx.max()) for idx in maps)) + 1
+    g = torch.Generator().manual_seed(5)
+    w = torch.randn(n, generator=g)
+    assert all(views(idx, w) is not None for idx in maps)  # the in-place path is the one tested
+    uploads, explicit_slice = [], []
+    for k, idx in enumerate(maps):
+        part = torch.randn(idx.numel(), generator=g) * (k + 1)
+        part[torch.rand(idx.numel(), generator=g) < 0.2] = 0.0
+        part[k::53] = -0.0
+        uploads.append(torch.zeros(n).index_copy_(0, idx, part))
+        explicit_slice.append(torch.zeros(n, dtype=torch.bool).index_fill_(0, idx, True))
+    both = explicit_slice[0] & explicit_slice[1]
+    uploads[1][both] = -uploads[0][both]  # sums cancelling to exactly 0
+    explicit_value = [u != 0 for u in uploads]
+    coeffs = [0.1 * (k + 1) for k in range(len(maps))]
+    rule = AGGREGATORS[name]
+    bits = lambda t: t.view(torch.int32)  # noqa: E731
+    for by_value, explicit in ((True, explicit_value), (False, explicit_slice)):
+        want = rule(w, uploads, explicit, coeffs, 0.6)
+        got = rule(w, uploads, [in_slice(idx, by_value) for idx in maps], coeffs, 0.6)
+        assert torch.equal(bits(want), bits(got)), (name, by_value)

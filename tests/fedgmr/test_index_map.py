@@ -30,6 +30,8 @@ def _check(idx: torch.Tensor, n: int) -> None:
     g = torch.Generator().manual_seed(int(idx.numel()))
     src = torch.randn(n, generator=g)
     assert torch.equal(gather(src, idx), src.index_select(0, idx))
+    out = torch.full((idx.numel(),), float("nan"))
+    assert gather(src, idx, out=out) is out and torch.equal(out, src.index_select(0, idx))
     part = torch.randn(idx.numel(), generator=g)
     base = torch.randn(n, generator=g)
     assert torch.equal(scatter_(base.clone(), idx, part), base.clone().index_copy_(0, idx, part))
@@ -84,3 +86,12 @@ def test_views_and_cache_identity():
     index_map._cache[id(other)] = (index_map._cache[id(idx)][0], [])
     assert blocks_of(other) == [(0, 1, 0, 2, 20_000, 1)]  # one block: rows of 1 at stride 2
     assert torch.equal(gather(src, other), src.index_select(0, other))
+
+
+def test_gather_into_a_wrong_out_is_an_error():
+    idx = torch.arange(100, 20_100)
+    src = torch.randn(60_000)
+    for bad in (torch.empty(idx.numel() + 1), torch.empty(2 * idx.numel())[::2], torch.empty(2, idx.numel() // 2)):
+        with pytest.raises(ValueError, match="contiguous vector"):
+            gather(src, idx, out=bad)
+
