@@ -40,7 +40,13 @@ from fedgmr.errors import ConfigError
 from fedgmr.flat import FlatLayout, flatten_module
 from fedgmr.index_map import fill_, gather, scatter_
 from fedgmr.methods.base import Method
-from fedgmr.models.slicing import build_submodel, slice_indices, transformer_rate, width_channels
+from fedgmr.models.slicing import (
+    build_submodel,
+    per_dim_indices,
+    slice_indices,
+    transformer_rate,
+    width_channels,
+)
 from fedgmr.models.transformer_lm import NUM_HEADS
 from fedgmr.profiles import PROFILES
 from fedgmr.seeds import Purpose, derive
@@ -93,7 +99,63 @@ def flat_index(full: FlatLayout, sub: FlatLayout, spec: dict) -> torch.Tensor:
     parts = []
     for seg in sub.segments:  # sorted by start: contiguous and in flat order
         f = full.by_name[seg.name]
-        pos = torch.arange(f.start, f.stop).view(f.shape)[spec[seg.name]].reshape(-1)
+        pos = mesh_positions(f.start, f.shape, per_dim_indices(spec[seg.name]))
+        if pos.numel() != seg.numel:
+            raise RuntimeError(f"{seg.name}: slice has {pos.numel()} entries, sub-model {seg.numel}")
+        parts.append(pos)
+    return torch.cat(parts) if parts else torch.zeros(0, dtype=torch.int64)
+
+
+def mesh_positions(start: int, shape: tuple[int, ...], kept: list[torch.Tensor | None]) -> torch.Tensor:
+    """Flat positions, in row-major order, of the outer product of ``kept`` (kept indices per dimension,
+    None = the whole dimension) in a contiguous tensor of ``shape`` starting at ``start``.
+
+    The same as ``torch.arange(start, start + numel).view(shape)[open mesh of kept].reshape(-1)`` (with
+    adjacent sliced dimensions, as ``slice_indices`` makes them), built from the kept indices alone by
+    broadcasting: the LEAF CNN's fc1 would otherwise be a 51 MB arange per sub-model and window.
+    """
+    pos = torch.tensor(start, dtype=torch.int64)
+    stride = 1
+    coords = []
+    for size, k in zip(reversed(tuple(shape)), reversed(kept)):
+        coords.append((torch.arange(size, dtype=torch.int64) if k is None else k.to(torch.int64)) * stride)
+        stride *= size
+    for c in reversed(coords):
+        pos = pos.unsqueeze(-1) + c
+    return pos.reshape(-1)
+
+
+def nested_index(full: FlatLayout, outer: tuple[FlatLayout, dict], inner: tuple[FlatLayout, dict]) -> torch.Tensor:
+    """Positions of a sub-model's flat vector inside a wider sub-model's flat vector.
+
+    Args:
+        full: layout of the full model.
+        outer, inner: (layout, ``slice_indices`` of the full model) of the wider and the narrower
+            sub-model; every index the narrower one keeps must be kept by the wider one.
+
+    Per dimension, the narrower model's kept indices are looked up among the wider one's (a few
+    thousand at most), then laid out like :func:`flat_index` over the wider model's tensors.
+    """
+    layout_o, spec_o = outer
+    layout_i, spec_i = inner
+    parts = []
+    for seg in layout_i.segments:
+        o = layout_o.by_name[seg.name]
+        rel: list[torch.Tensor | None] = []
+        dims = zip(full.by_name[seg.name].shape, per_dim_indices(spec_o[seg.name]), per_dim_indices(spec_i[seg.name]))
+        for size, ko, ki in dims:
+            if ko is None and ki is None:
+                rel.append(None)
+                continue
+            ko = torch.arange(size) if ko is None else ko
+            ki = torch.arange(size) if ki is None else ki
+            where = torch.full((size,), -1, dtype=torch.int64)
+            where[ko] = torch.arange(ko.numel())
+            r = where[ki]
+            if bool((r < 0).any()):
+                raise RuntimeError(f"{seg.name}: the narrower slice is not inside the wider one")
+            rel.append(r)
+        pos = mesh_positions(o.start, o.shape, rel)
         if pos.numel() != seg.numel:
             raise RuntimeError(f"{seg.name}: slice has {pos.numel()} entries, sub-model {seg.numel}")
         parts.append(pos)
@@ -199,16 +261,13 @@ class WidthSliced(Method):
         if outer >= 1.0:
             return sub, idx
         cache = self._cache(sim)
-        outer_sub, outer_idx = self.submodel(sim, outer, 0)
+        outer_sub, _ = self.submodel(sim, outer, 0)
         key = (outer_sub.channels, sub.channels)
         pos = cache.nested.get(key)
         if pos is None:
-            where = torch.full((sim.layout.numel,), -1, dtype=torch.int64, device=idx.device)
-            where[outer_idx] = torch.arange(outer_idx.numel(), device=idx.device)
-            pos = where[idx]
-            if bool((pos < 0).any()):
-                raise RuntimeError(f"the {inner:g}-slice is not inside the {outer:g}-slice")
-            cache.nested[key] = pos
+            specs = (slice_indices(sim.model, outer, 0), slice_indices(sim.model, inner, 0))
+            pos = nested_index(sim.layout, (outer_sub.layout, specs[0]), (sub.layout, specs[1]))
+            cache.nested[key] = pos.to(idx.device)
         return sub, pos
 
     def _build(self, sim: "Simulation", rho: float, channels: tuple[int, ...]) -> SubModel:

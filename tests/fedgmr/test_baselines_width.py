@@ -4,6 +4,7 @@ FjORD's width schedules, B21 defaults, and the compute saving of physically smal
 from __future__ import annotations
 
 import numpy as np
+import pytest
 import torch
 
 from fedgmr.aggregation import BY_VALUE, cover_mask, fjord, ma
@@ -346,3 +347,63 @@ def test_fjord_nested_steps_equal_steps_gathered_from_the_full_vector():
             assert torch.equal(a[c][0], b[c][0]) and torch.equal(cover_a, b[c][1]), (semantics, c)
         assert all(torch.equal(x, y) for x, y in zip(mom_a, mom_b))
         assert any(bool(x.any()) for x in mom_a)  # momentum was used
+
+
+@pytest.mark.parametrize(
+    ("name", "kwargs"),
+    [
+        ("leaf_cnn", {}),
+        ("vgg11", {"width": 0.25}),
+        ("resnet18", {"width": 0.25, "norm": "gn"}),
+        ("resnet18", {"width": 0.25, "norm": "bn"}),
+        ("transformer_lm", {"vocab_size": 30, "seq_len": 8}),
+    ],
+)
+def test_flat_index_equals_indexing_a_full_arange(name, kwargs):
+    # flat_index builds only the kept positions; the reference indexes the whole arange of each tensor.
+    full = build_model(name, **kwargs)
+    layout = flatten_module(full, full.prunable, torch.device("cpu"))[0]
+    for rho, offset in ((0.05, 0), (0.3, 5), (0.5, 37), (1.0, 3)):
+        sub = build_submodel(name, rho, **kwargs)
+        sub_layout = flatten_module(sub, sub.prunable, torch.device("cpu"))[0]
+        spec = slice_indices(full, rho, offset)
+        want = torch.cat(
+            [
+                torch.arange(layout.by_name[s.name].start, layout.by_name[s.name].stop)
+                .view(layout.by_name[s.name].shape)[spec[s.name]]
+                .reshape(-1)
+                for s in sub_layout.segments
+            ]
+        )
+        got = flat_index(layout, sub_layout, spec)
+        assert got.dtype == torch.int64 and torch.equal(got, want), (name, rho, offset)
+
+
+@pytest.mark.parametrize(
+    ("name", "kwargs"),
+    [
+        ("leaf_cnn", {}),
+        ("vgg11", {"width": 0.25}),
+        ("resnet18", {"width": 0.25, "norm": "gn"}),
+        ("transformer_lm", {"vocab_size": 30, "seq_len": 8}),  # q/k/v rows: axes with repeats
+    ],
+)
+def test_nested_index_is_the_inner_map_seen_from_the_outer_map(name, kwargs):
+    from fedgmr.methods.width_sliced import nested_index
+
+    full = build_model(name, **kwargs)
+    layout = flatten_module(full, full.prunable, torch.device("cpu"))[0]
+
+    def side(rho):
+        sub = build_submodel(name, rho, **kwargs)
+        sub_layout = flatten_module(sub, sub.prunable, torch.device("cpu"))[0]
+        spec = slice_indices(full, rho, 0)
+        return sub_layout, spec, flat_index(layout, sub_layout, spec)
+
+    for outer, inner in ((0.8, 0.05), (0.6, 0.4), (0.4, 0.4), (1.0, 0.2)):
+        lo, so, io = side(outer)
+        li, si, ii = side(inner)
+        pos = nested_index(layout, (lo, so), (li, si))
+        assert torch.equal(io[pos], ii), (name, outer, inner)  # the same entries of the full vector
+    with pytest.raises(RuntimeError, match="not inside"):
+        nested_index(layout, (li, si), (lo, so))  # the 0.2-slice does not hold the 1.0 one
