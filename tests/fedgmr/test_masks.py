@@ -194,3 +194,24 @@ def test_fast_selection_equals_sorted_ranking(coeffs, norm):
         assert torch.equal(fast.mask(rho), slow.mask(rho)), rho
     again = NestedMasks.from_state(fast.state_dict(), layout)
     assert torch.equal(again.mask(0.2), fast.mask(0.2))
+
+
+@pytest.mark.parametrize("k", [1, 7, 500, 999])
+def test_numpy_and_torch_top_k_fill_the_same_mask(k):
+    # The CPU path (NumPy) and the torch path (other devices) pick the same candidates, ties broken
+    # towards the lowest position, including a k-th value shared by many candidates.
+    from fedgmr.masks import _fill_top, _fill_top_numpy
+    from fedgmr.selection import kth_smallest
+
+    g = torch.Generator().manual_seed(k)
+    n_all = 1500
+    positions = torch.sort(torch.randperm(n_all, generator=g)[:1000]).values
+    values = torch.randint(0, 40, (1000,), generator=g).to(torch.float64)  # many ties
+    kth = kth_smallest(values, 1000 - k + 1)
+    a = torch.zeros(n_all, dtype=torch.bool)
+    b = torch.zeros(n_all, dtype=torch.bool)
+    _fill_top(a, values, positions, kth, k)
+    _fill_top_numpy(b, values, positions, kth, k)
+    assert int(a.sum()) == k and torch.equal(a, b)
+    chosen = values[a[positions]]
+    assert bool((chosen >= kth).all()) and int((values > kth).sum()) <= k
