@@ -117,6 +117,13 @@ def _slice_mask(part: torch.Tensor, cover: tuple[str, torch.Tensor]) -> torch.Te
     return nonzero(part) if cover[0] == BY_VALUE else torch.ones_like(part, dtype=torch.bool)
 
 
+def _slice_weight(part: torch.Tensor, cover: tuple[str, torch.Tensor], dtype: torch.dtype) -> torch.Tensor:
+    """:func:`_slice_mask` as 0/1 floats of ``dtype`` (one comparison writing floats: no bool pass)."""
+    if cover[0] == BY_VALUE:
+        return torch.ne(part, 0, out=torch.empty(part.shape, dtype=dtype, device=part.device))
+    return torch.ones(part.shape, dtype=dtype, device=part.device)
+
+
 def cover_mask(upload: torch.Tensor, cover: Coverage) -> torch.Tensor:
     """The coordinates ``upload`` covers, as a full-size bool tensor."""
     idx = _slice(cover)
@@ -189,12 +196,12 @@ def merged(
             den.add_(mf, alpha=float(c))
         elif (blocks := views(idx, u, num, den)) is not None:  # in place on the slice's positions
             for ub, nb, db in blocks:  # elementwise: the same bits as over the full vector
-                mf = as_float(_slice_mask(ub, m), w.dtype)
+                mf = _slice_weight(ub, m, w.dtype)
                 nb.addcmul_(ub, mf, value=float(c))
                 db.add_(mf, alpha=float(c))
         else:
             part = gather(u, idx)
-            mf = as_float(_slice_mask(part, m), w.dtype)
+            mf = _slice_weight(part, m, w.dtype)
             _add_at(num, idx, lambda x: x.addcmul_(part, mf, value=float(c)))
             _add_at(den, idx, lambda x: x.add_(mf, alpha=float(c)))
     return _replace_empty(w, num, den, scratch)
