@@ -180,6 +180,14 @@ def test_slice_coverage_touches_the_slice_only_with_the_same_bits(name):
     w = torch.randn(n, generator=g)
     scattered = torch.sort(torch.randperm(n, generator=g)[:3100]).values
     slices = [torch.arange(0, 1200), scattered, torch.arange(n)]
+    _check_slices_against_explicit_masks(AGGREGATORS[name], w, slices, [0.5, 0.3, 0.2], g)
+    assert in_slice(slices[0], False)[0] == SLICE
+
+
+def _check_slices_against_explicit_masks(rule, w, slices, coeffs, g) -> None:
+    """``rule`` on uploads zero outside their ``slices`` (exact zeros, -0.0 and sums cancelling to 0
+    inside them), with ``in_slice`` coverage, has the bits of the same rule on explicit bool masks."""
+    n = w.numel()
     uploads, explicit_slice = [], []
     for k, idx in enumerate(slices):
         part = torch.randn(idx.numel(), generator=g) * (k + 1)
@@ -190,14 +198,11 @@ def test_slice_coverage_touches_the_slice_only_with_the_same_bits(name):
     both = explicit_slice[0] & explicit_slice[1]
     uploads[1][both] = -uploads[0][both]  # sums cancelling to exactly 0 (still zero outside the slice)
     explicit_value = [u != 0 for u in uploads]
-    coeffs = [0.5, 0.3, 0.2]
-    rule = AGGREGATORS[name]
     bits = lambda t: t.view(torch.int32)  # noqa: E731
     for by_value, explicit in ((True, explicit_value), (False, explicit_slice)):
         want = rule(w, uploads, explicit, coeffs, 0.6)
         got = rule(w, uploads, [in_slice(idx, by_value) for idx in slices], coeffs, 0.6)
-        assert torch.equal(bits(want), bits(got)), (name, by_value)
-    assert in_slice(slices[0], False)[0] == SLICE
+        assert torch.equal(bits(want), bits(got)), by_value
 
 
 def test_bad_slice_coverage_is_rejected():
@@ -222,20 +227,5 @@ def test_width_slices_update_in_place_with_the_bits_of_explicit_masks(name):
     g = torch.Generator().manual_seed(5)
     w = torch.randn(n, generator=g)
     assert all(views(idx, w) is not None for idx in maps)  # the in-place path is the one tested
-    uploads, explicit_slice = [], []
-    for k, idx in enumerate(maps):
-        part = torch.randn(idx.numel(), generator=g) * (k + 1)
-        part[torch.rand(idx.numel(), generator=g) < 0.2] = 0.0
-        part[k::53] = -0.0
-        uploads.append(torch.zeros(n).index_copy_(0, idx, part))
-        explicit_slice.append(torch.zeros(n, dtype=torch.bool).index_fill_(0, idx, True))
-    both = explicit_slice[0] & explicit_slice[1]
-    uploads[1][both] = -uploads[0][both]  # sums cancelling to exactly 0
-    explicit_value = [u != 0 for u in uploads]
     coeffs = [0.1 * (k + 1) for k in range(len(maps))]
-    rule = AGGREGATORS[name]
-    bits = lambda t: t.view(torch.int32)  # noqa: E731
-    for by_value, explicit in ((True, explicit_value), (False, explicit_slice)):
-        want = rule(w, uploads, explicit, coeffs, 0.6)
-        got = rule(w, uploads, [in_slice(idx, by_value) for idx in maps], coeffs, 0.6)
-        assert torch.equal(bits(want), bits(got)), (name, by_value)
+    _check_slices_against_explicit_masks(AGGREGATORS[name], w, maps, coeffs, g)
