@@ -120,7 +120,7 @@ def _slice_mask(part: torch.Tensor, cover: tuple[str, torch.Tensor]) -> torch.Te
 def _slice_weight(part: torch.Tensor, cover: tuple[str, torch.Tensor], dtype: torch.dtype) -> torch.Tensor:
     """:func:`_slice_mask` as 0/1 floats of ``dtype`` (one comparison writing floats: no bool pass)."""
     if cover[0] == BY_VALUE:
-        return torch.ne(part, 0, out=torch.empty(part.shape, dtype=dtype, device=part.device))
+        return _nonzero_float(part, None, dtype)
     return torch.ones(part.shape, dtype=dtype, device=part.device)
 
 
@@ -169,8 +169,8 @@ def _replace_empty(
 def _nonzero_float(values: torch.Tensor, out: torch.Tensor | None, dtype: torch.dtype) -> torch.Tensor:
     """``values != 0`` as 0/1 floats of ``dtype``, written into ``out`` when given (NaN counts as
     non-zero, -0.0 as zero: the same as ``as_float(nonzero(values))``, in one pass)."""
-    if out is None:
-        out = torch.empty_like(values, dtype=dtype)
+    if out is None:  # contiguous, whatever the strides of ``values`` (a view of a slice's block)
+        out = torch.empty(values.shape, dtype=dtype, device=values.device)
     return torch.ne(values, 0, out=out)
 
 
@@ -305,11 +305,11 @@ def fjord(
         elif (blocks := views(idx, u, num, den)) is not None:  # the upload is zero outside its slice
             for ub, nb, db in blocks:  # and covered on it: multiplying changes nothing
                 nb.add_(ub)
-                db.add_(as_float(nonzero(ub), w.dtype))
+                db.add_(_nonzero_float(ub, None, w.dtype))
         else:
             part = gather(u, idx)
             _add_at(num, idx, lambda x: x.add_(part))
-            _add_at(den, idx, lambda x: x.add_(as_float(nonzero(part), w.dtype)))
+            _add_at(den, idx, lambda x: x.add_(_nonzero_float(part, None, w.dtype)))
     return _replace_empty(w, num, den, scratch)
 
 

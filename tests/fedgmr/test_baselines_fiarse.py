@@ -73,12 +73,18 @@ def _sim(semantics: str):
     return Simulation(cfg)
 
 
-def test_clean_client_keeps_its_top_k_and_trains_only_kept_weights():
+def _clean_client():
+    """A clean FIARSE simulation in its first iteration, its density-0.1 client and what it receives."""
     sim = _sim("clean")
     m = sim.method
     sim.net.begin_iteration()
     client = sim.densities.index(0.1)
     start, mask = m.client_start(sim, client)
+    return sim, m, client, start, mask
+
+
+def test_clean_client_keeps_its_top_k_and_trains_only_kept_weights():
+    sim, m, client, start, mask = _clean_client()
     p = sim.layout_prunable
     assert abs(int((mask & p).sum()) - int(0.1 * int(p.sum()))) <= 1  # model-wise top-k
     kept_min = sim.global_w[mask & p].abs().min()
@@ -126,11 +132,7 @@ def test_clean_surrogate_gradient_has_the_bits_of_autograd():
     from fedgmr.methods.fiarse import _surrogate_grad
     from fedgmr.methods.width_sliced import WidthSliced
 
-    sim = _sim("clean")
-    m = sim.method
-    sim.net.begin_iteration()
-    client = sim.densities.index(0.1)
-    start, mask = m.client_start(sim, client)
+    sim, m, client, start, mask = _clean_client()
     theta = m.thresholds(sim, client, start, mask)
     assert mask is not None and theta is not None
     w = start.clone()
