@@ -63,3 +63,19 @@ def apply_gates(weights: torch.Tensor, gates: list[torch.Tensor], layers: list[G
     for g, layer in zip(gates, layers):
         out[layer.bias.start : layer.bias.stop].mul_(as_float(g, out.dtype))
     return out
+
+
+def gate_biases_(m: torch.Tensor, kept: torch.Tensor, layers: list[tuple]) -> torch.Tensor:
+    """``m`` with each gated bias multiplied by "its unit keeps a weight of ``kept``" (FIARSE's threshold
+    masks, as 0/1 floats), in place, touching only the bias segments."""
+    for w, b in layers:
+        m[b.start : b.stop].mul_(any_per_row(kept[w.start : w.stop].view(w.shape[0], -1)).to(m.dtype))
+    return m
+
+
+def gate_biases_by_value_(m: torch.Tensor, layers: list[tuple]) -> torch.Tensor:
+    """:func:`gate_biases_` for a 0/1 float ``m`` that is its own ``kept`` (a row's maximum is 1 exactly
+    when it keeps a weight): no bool vector needed."""
+    for w, b in layers:
+        m[b.start : b.stop].mul_(m[w.start : w.stop].view(w.shape[0], -1).amax(1))
+    return m

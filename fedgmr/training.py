@@ -68,13 +68,13 @@ class Trainer:
         self.trainable_f = layout.trainable.to(device=work.device, dtype=work.dtype)
         # Parameters (not buffers) in layout order, with their segments: SGD updates exactly these.
         by_name = dict(model.named_parameters())
-        self._segments = [seg for seg in layout.segments if not seg.is_buffer]
-        self.params = [by_name[seg.name] for seg in self._segments]
+        self.param_segments = [seg for seg in layout.segments if not seg.is_buffer]
+        self.params = [by_name[seg.name] for seg in self.param_segments]
         self.by_name = by_name
 
     def param_views(self, flat: torch.Tensor) -> list[torch.Tensor]:
         """Per-parameter views of a flat vector (masks, momentum), matching ``self.params``."""
-        return [flat[s.start : s.stop].view(s.shape) for s in self._segments]
+        return [flat[s.start : s.stop].view(s.shape) for s in self.param_segments]
 
     def train(
         self,

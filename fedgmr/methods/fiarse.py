@@ -56,14 +56,16 @@ on the +Aux machinery.
 from __future__ import annotations
 
 import weakref
+from functools import partial
 from typing import TYPE_CHECKING
 
 import torch
 
 from fedgmr.aggregation import BY_VALUE, Coverage
-from fedgmr.bias_gating import gated_layers
-from fedgmr.flat import any_per_row, as_float
+from fedgmr.bias_gating import gate_biases_, gated_layers
+from fedgmr.flat import as_float
 from fedgmr.masks import NestedMasks
+from fedgmr.methods import fiarse_kept
 from fedgmr.methods.base import Method
 from fedgmr.methods.registry import register
 from fedgmr.methods.width_sliced import WidthSliced
@@ -122,21 +124,6 @@ def unit_gate_vector(kept: torch.Tensor, layers: list[tuple], dtype: torch.dtype
     """Ones, except 0 on the bias of every output unit without a kept weight (what a gated forward
     multiplies the biases by; it also stops their gradient)."""
     return gate_biases_(torch.ones(kept.numel(), dtype=dtype, device=kept.device), kept, layers)
-
-
-def gate_biases_(m: torch.Tensor, kept: torch.Tensor, layers: list[tuple]) -> torch.Tensor:
-    """``m ⊙ unit_gate_vector(kept, layers)`` in place, touching only the bias segments."""
-    for w, b in layers:
-        m[b.start : b.stop].mul_(any_per_row(kept[w.start : w.stop].view(w.shape[0], -1)).to(m.dtype))
-    return m
-
-
-def gate_biases_by_value_(m: torch.Tensor, layers: list[tuple]) -> torch.Tensor:
-    """:func:`gate_biases_` for a 0/1 float ``m`` that is its own ``kept`` (a row's maximum is 1 exactly
-    when it keeps a weight): no bool vector needed."""
-    for w, b in layers:
-        m[b.start : b.stop].mul_(m[w.start : w.stop].view(w.shape[0], -1).amax(1))
-    return m
 
 
 def floor_threshold(values: torch.Tensor, floor: float = FLOOR) -> torch.Tensor:
@@ -371,8 +358,14 @@ class FIARSE(Method):
         two_theta = torch.mul(theta, 2) if surrogate else None
         model.train()
         torch.manual_seed(WidthSliced.step_seed(sim, client))
-        for x, y in WidthSliced.batches(sim, client):
-            sim.count_steps(1.0)
+        batches = WidthSliced.batches(sim, client)
+        count = partial(sim.count_steps, 1.0)
+        if fiarse_kept.applies(tr, mom, remask, surrogate) and fiarse_kept.train_kept(
+            tr, w, theta, fmask, gated_layers, batches, lr, count, scratch, flat_grad
+        ):
+            return w  # plain SGD: only the first step's kept weights move (fedgmr.methods.fiarse_kept)
+        for x, y in batches:
+            count()
             if surrogate:
                 gate = None
                 if gated_layers:  # the forward mask of this step decides which biases emit (§4.4)
@@ -387,11 +380,7 @@ class FIARSE(Method):
                 # Differentiating w.r.t. w ⊙ m (the model's own backward) and multiplying by m gives the
                 # same numbers as autograd through the three products (all factors are exactly 0 or 1),
                 # without a dozen passes over the flat vector per step.
-                m = torch.ge(torch.abs(w, out=scratch[0]), theta, out=scratch[1])  # 0/1 floats
-                if fmask is not None:
-                    m.mul_(fmask)
-                if gated_layers:
-                    gate_biases_by_value_(m, gated_layers)
+                m = fiarse_kept.released_mask_(w, theta, fmask, gated_layers, scratch)  # 0/1 floats
                 # m already holds the client mask: the multiply below would change nothing.
                 grad = _grad_at(tr, w, m, x, y, flat_grad)
             # grad is this step's own work vector: the update's factors apply in place.
@@ -499,7 +488,6 @@ def _surrogate_grad(
 class FIARSEAux(FIARSE):
     def femnist_aux(self, sim: "Simulation") -> bool:
         return self.released(sim) and sim.cfg["model"]["name"] == "leaf_cnn"
-
 
 
 register(

@@ -181,8 +181,9 @@ def test_surrogate_gradient_keeps_autograds_sign_of_zero():
         tr = Trainer(model, layout, work, lambda out, y: (out * y).sum(), 0.0, 0.0)
         w = torch.full((3 * n_params,), 0.5)
         theta = torch.full_like(w, 0.25)
-        ref = _autograd_surrogate(SimpleNamespace(layout=layout, model=model, trainer=tr), w, theta, None, None,
-                                  x, torch.ones(3))
+        ref = _autograd_surrogate(
+            SimpleNamespace(layout=layout, model=model, trainer=tr), w, theta, None, None, x, torch.ones(3)
+        )
         scratch = [torch.full_like(w, float("nan")) for _ in range(5)]
         got = _surrogate_grad(tr, w, theta, None, None, x, torch.ones(3), torch.zeros_like(w), scratch)
         assert torch.equal(got.view(torch.int32), ref.view(torch.int32)), n_params
@@ -190,8 +191,7 @@ def test_surrogate_gradient_keeps_autograds_sign_of_zero():
 
 
 def test_bias_gates_by_value_equal_the_bool_gates():
-    from fedgmr.bias_gating import gated_layers
-    from fedgmr.methods.fiarse import gate_biases_, gate_biases_by_value_
+    from fedgmr.bias_gating import gate_biases_, gate_biases_by_value_, gated_layers
 
     sim = _sim("released")
     layers = [(g.weight, g.bias) for g in gated_layers(sim.layout)]
