@@ -152,12 +152,13 @@ class _Memo:
         self.starts: dict[int, tuple] = {}  # id(mask) -> (ref(mask), masked weights)
         self.thetas: dict[int, tuple] = {}  # id(start) -> (ref(start), jump, thresholds)
         self.top_k: dict[float, torch.Tensor] = {}  # clean: density -> mask of ``w``
+        self.plans: dict[tuple, tuple] = {}  # released plain SGD: (start, theta, mask) -> kept positions
 
     def follow(self, w: torch.Tensor) -> None:
         """Forget what was derived from an earlier global vector (it is never needed again but by
         clients whose download carried over, which recompute it)."""
         if self.w is not w:
-            self.w, self.starts, self.thetas, self.top_k = w, {}, {}, {}
+            self.w, self.starts, self.thetas, self.top_k, self.plans = w, {}, {}, {}, {}
 
     def received_now(self, start: torch.Tensor, masks) -> bool:
         """Whether ``start`` is the current global vector or one of the masked copies clients receive
@@ -165,6 +166,16 @@ class _Memo:
         if self.w is None or self.masks_for is not self.w or masks is None:
             return False
         return start is self.w or any(hit[1] is start for hit in self.starts.values())
+
+    def plan(self, start: torch.Tensor, theta: torch.Tensor, mask, layers: list, make):
+        """The :class:`fedgmr.methods.fiarse_kept.Plan` of a training from ``start`` with ``theta`` and
+        ``mask`` (and bias gates when ``layers``), ``make()`` once for all clients that share them."""
+        objs = (start, theta, mask)
+        key = (*(id(o) for o in objs), bool(layers))
+        hit = self.plans.get(key)
+        if hit is None or any(r() is not o for r, o in zip(hit[0], objs) if o is not None):
+            hit = self.plans[key] = (tuple(None if o is None else weakref.ref(o) for o in objs), make())
+        return hit[1]
 
     def theta(self, start: torch.Tensor, jump: bool, make) -> torch.Tensor:
         """The thresholds of ``start`` (with or without the tick ``jump``), ``make()`` once per start."""
@@ -342,28 +353,34 @@ class FIARSE(Method):
     ) -> torch.Tensor:
         """K local SGD steps whose forward uses ``w ⊙ 1[|w| ≥ θ]`` (same update rule as ``Trainer``)."""
         model, tr = sim.model, sim.trainer
-        sim.work.copy_(start)  # buffers (BN statistics) are updated in place by the forward
         w = start.clone()
-        fmask = None if mask is None else as_float(mask, w.dtype)
-        remask = fmask is not None and ((not sim.switch("value_coverage")) or sim.profile.remask_every_step)
+        remask = mask is not None and ((not sim.switch("value_coverage")) or sim.profile.remask_every_step)
         mom = sim.momentum[client]
-        trainable = tr.trainable_f
         lr = sim.client_lr[client]
         gated_layers = self.bias_gated(sim)
+        model.train()
+        torch.manual_seed(WidthSliced.step_seed(sim, client))
+        batches = WidthSliced.batches(sim, client)
+        count = partial(sim.count_steps, 1.0)
+        if fiarse_kept.applies(tr, mom, remask, surrogate):
+            plan = self._memo(sim).plan(
+                start,
+                theta,
+                mask,
+                gated_layers,
+                lambda: fiarse_kept.plan(tr, start, theta, mask, gated_layers),
+            )
+            if fiarse_kept.train_kept(tr, w, plan, gated_layers, batches, lr, count):
+                return w  # plain SGD: only the first step's kept weights move (fedgmr.methods.fiarse_kept)
+        sim.work.copy_(start)  # buffers (BN statistics) are updated in place by the forward
+        fmask = None if mask is None else as_float(mask, w.dtype)
+        trainable = tr.trainable_f
         flat_grad = torch.zeros_like(w)  # buffer coordinates stay 0
         # Work vectors for the steps' elementwise passes: a fresh model-sized temporary per pass costs
         # page faults that took longer than the pass itself (LEAF CNN, 2-core CPU: the clean surrogate
         # step spent ~40 ms in six of them).
         scratch = [torch.empty_like(w) for _ in range(5 if surrogate else 2)]
         two_theta = torch.mul(theta, 2) if surrogate else None
-        model.train()
-        torch.manual_seed(WidthSliced.step_seed(sim, client))
-        batches = WidthSliced.batches(sim, client)
-        count = partial(sim.count_steps, 1.0)
-        if fiarse_kept.applies(tr, mom, remask, surrogate) and fiarse_kept.train_kept(
-            tr, w, theta, fmask, gated_layers, batches, lr, count, scratch, flat_grad
-        ):
-            return w  # plain SGD: only the first step's kept weights move (fedgmr.methods.fiarse_kept)
         for x, y in batches:
             count()
             if surrogate:

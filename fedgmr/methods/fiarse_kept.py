@@ -23,11 +23,13 @@ the rest of the training back to the dense steps, from that very step on.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 
 import numpy as np
 import torch
 
 from fedgmr.bias_gating import gate_biases_by_value_
+from fedgmr.flat import as_float
 from fedgmr.training import Trainer
 
 
@@ -54,11 +56,42 @@ def applies(tr: Trainer, momentum: torch.Tensor | None, remask: bool, surrogate:
     return plain and not remask and not surrogate and not tr.has_buffers
 
 
-def _set_params(tr: Trainer, w: torch.Tensor, m: torch.Tensor) -> None:
-    """The model's parameters (views of ``tr.work``) set to ``w ⊙ m``."""
-    with torch.no_grad():
-        for p, a, b in zip(tr.params, tr.param_views(w), tr.param_views(m)):
-            torch.mul(a, b, out=p)
+@dataclass(frozen=True)
+class Plan:
+    """What a training from one start needs about its kept positions (read-only: clients of one density
+    share it). Positions are those of the first step's mask, ascending."""
+
+    kept: torch.Tensor  # int64 positions
+    m_k: torch.Tensor  # the mask there (bias gates applied)
+    pre_k: torch.Tensor  # the mask there before the bias gates
+    theta_k: torch.Tensor
+    fmask_k: torch.Tensor | None
+    parts: list[tuple[int, int, torch.Tensor]]  # per parameter: its slice of ``kept``, positions inside it
+
+
+def plan(
+    tr: Trainer, start: torch.Tensor, theta: torch.Tensor, mask: torch.Tensor | None, layers: list
+) -> Plan:
+    """The :class:`Plan` of a training from ``start`` (one pass over the model: the first step's mask)."""
+    fmask = None if mask is None else as_float(mask, start.dtype)
+    m = released_mask_(start, theta, fmask, layers, [torch.empty_like(start) for _ in range(2)])
+    kept = _positions(m)
+    theta_k = theta[kept]
+    fmask_k = None if fmask is None else fmask[kept]
+    m_k = m[kept]
+    pre_k = m_k if not layers else _pre_gate(start[kept], theta_k, fmask_k)
+    parts = []
+    for seg in tr.param_segments:
+        lo, hi = (int(torch.searchsorted(kept, v)) for v in (seg.start, seg.stop))
+        parts.append((lo, hi, kept[lo:hi] - seg.start))
+    return Plan(kept, m_k, pre_k, theta_k, fmask_k, parts)
+
+
+def _dense(w: torch.Tensor, kept: torch.Tensor, m_k: torch.Tensor, layers: list) -> torch.Tensor:
+    """The whole mask from its kept positions (0 elsewhere, as the dense steps' mask is there), bias
+    gates applied again when ``layers``."""
+    m = torch.zeros_like(w).index_copy_(0, kept, m_k)
+    return gate_biases_by_value_(m, layers) if layers else m
 
 
 def _finite(grads: list[torch.Tensor | None]) -> bool:
@@ -70,56 +103,47 @@ def _finite(grads: list[torch.Tensor | None]) -> bool:
 def train_kept(
     tr: Trainer,
     w: torch.Tensor,
-    theta: torch.Tensor,
-    fmask: torch.Tensor | None,
+    p: Plan,
     layers: list[tuple],
     batches: Iterator,
     lr: float,
     count: Callable[[], None],
-    scratch: list[torch.Tensor],
-    flat_grad: torch.Tensor,
 ) -> bool:
-    """Released FIARSE's steps over ``batches`` on the flat weights ``w``, in place (see the module
-    docstring); ``count()`` once per step. Returns True when every batch was used; False when a
-    non-finite gradient ended the run early: that step is done, densely, and the caller goes on
-    densely with the batches left (``flat_grad``: a zero-filled model-sized vector for that step)."""
-    m = released_mask_(w, theta, fmask, layers, scratch)
-    kept = _positions(m)
-    w_k, m_k, theta_k = w[kept], m[kept], theta[kept]
-    fmask_k = None if fmask is None else fmask[kept]
-    pre_k = m_k if not layers else _pre_gate(w_k, theta_k, fmask_k)
-    # Per parameter: its slice of ``kept`` and those positions inside the parameter.
-    parts = []
-    for seg in tr.param_segments:
-        lo, hi = (int(torch.searchsorted(kept, v)) for v in (seg.start, seg.stop))
-        parts.append((lo, hi, kept[lo:hi] - seg.start))
+    """Released FIARSE's steps over ``batches`` on the flat weights ``w`` (the start ``p`` was planned
+    for), in place (see the module docstring); ``count()`` once per step. Returns True when every batch
+    was used; False when a non-finite gradient ended the run early: that step is done, densely, and the
+    caller goes on densely with the batches left."""
+    kept, m_k, pre_k = p.kept, p.m_k, p.pre_k
+    w_k = w[kept]
     g_k = torch.empty_like(w_k)
-    _set_params(tr, w, m)
+    with torch.no_grad():  # the forward's weights w ⊙ m: w · 0 (the same bits) off the kept positions
+        torch.mul(w, 0.0, out=tr.work).index_copy_(0, kept, torch.mul(w_k, m_k))
     for x, y in batches:
         count()
-        for p in tr.params:
-            p.grad = None
+        for q in tr.params:
+            q.grad = None
         tr.loss(tr.model(x), y).backward()
-        grads = [p.grad for p in tr.params]
+        grads = [q.grad for q in tr.params]
         if not _finite(grads):
             w.index_copy_(0, kept, w_k)
-            for g, p, b in zip(tr.param_views(flat_grad), grads, tr.param_views(m)):
-                g.zero_() if p is None else torch.mul(p, b, out=g)
+            m = _dense(w, kept, m_k, [])
+            flat_grad = torch.zeros_like(w)
+            for g, q, b in zip(tr.param_views(flat_grad), grads, tr.param_views(m)):
+                g.zero_() if q is None else torch.mul(q, b, out=g)
             w.add_(flat_grad, alpha=-lr)
             return False
-        for (lo, hi, idx), grad in zip(parts, grads):
+        for (lo, hi, idx), grad in zip(p.parts, grads):
             if grad is None:
                 g_k[lo:hi].zero_()
             else:
                 torch.index_select(grad.reshape(-1), 0, idx, out=g_k[lo:hi])
-        for p in tr.params:
-            p.grad = None
+        for q in tr.params:
+            q.grad = None
         w_k.add_(g_k.mul_(m_k), alpha=-lr)
-        now = _pre_gate(w_k, theta_k, fmask_k)
-        if not torch.equal(now, pre_k):  # a weight fell under its threshold: gates may close
+        now = _pre_gate(w_k, p.theta_k, p.fmask_k)
+        if not torch.equal(now, pre_k):  # a weight fell under its threshold: bias gates may close
             pre_k = now
-            m.index_copy_(0, kept, now)  # kept for a dense step after a non-finite gradient
-            m_k = gate_biases_by_value_(m, layers)[kept] if layers else now
+            m_k = _dense(w, kept, now, layers)[kept] if layers else now
         with torch.no_grad():
             tr.work.index_copy_(0, kept, torch.mul(w_k, m_k))
     w.index_copy_(0, kept, w_k)

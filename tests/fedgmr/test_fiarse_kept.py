@@ -90,32 +90,23 @@ def test_kept_steps_give_the_dense_upload(monkeypatch, gating):
 def test_weights_falling_under_their_threshold_close_gates_as_the_dense_steps_do(monkeypatch):
     sim = _sim(True)
     client = sim.densities.index(min(sim.densities))
-    closed = []
-    real = fiarse_kept.gate_biases_by_value_
-    monkeypatch.setattr(
-        fiarse_kept, "gate_biases_by_value_", lambda m, layers: closed.append(1) or real(m, layers)
-    )
+    changes = []
+    real = fiarse_kept._dense
+    monkeypatch.setattr(fiarse_kept, "_dense", lambda *a: changes.append(a[-1]) or real(*a))
     start, mask = sim.method.client_start(sim, client)
     theta = sim.method.thresholds(sim, client, start, mask)
-    before = fiarse_kept.released_mask_(
-        start.clone(),
-        theta,
-        mask.float(),
-        sim.method.bias_gated(sim),
-        [torch.empty_like(start), torch.empty_like(start)],
-    ).clone()
+    layers = sim.method.bias_gated(sim)
+
+    def n_kept(w):
+        return int(
+            fiarse_kept.released_mask_(w, theta, mask.float(), layers, [torch.empty_like(w)] * 2).sum()
+        )
+
     # A large step size moves kept weights across their thresholds within the training.
     kept, dense, ran = _both(monkeypatch, sim, client, lr=3.0)
     assert ran == [True]
-    assert len(closed) > 1  # the mask changed after a step (the first call builds it)
-    after = fiarse_kept.released_mask_(
-        dense.clone(),
-        theta,
-        mask.float(),
-        sim.method.bias_gated(sim),
-        [torch.empty_like(start), torch.empty_like(start)],
-    )
-    assert int(after.sum()) < int(before.sum())
+    assert changes and all(c == layers for c in changes)  # the kept path rebuilt its mask, gates included
+    assert n_kept(dense) < n_kept(start.clone())
     _same_bits_but_zero_signs(kept, dense)
 
 
@@ -140,3 +131,52 @@ def test_not_taken_with_momentum_weight_decay_or_remasking():
     tr.weight_decay, tr.momentum = 0.0, 0.9
     assert not fiarse_kept.applies(tr, mom, False, False)
     assert fiarse_kept.applies(tr, None, False, False)  # no momentum buffer: plain SGD
+
+
+def test_a_unit_losing_its_last_kept_weight_stops_its_bias_by_hand():
+    """Linear(2, 2), loss Σ out ⊙ y, so dL/dW_ij = y_i x_j m_ij and dL/db_i = y_i · gate_i. Unit 0's only
+    kept weight (0.5, θ = 0.45) falls to 0.4 in the first step, which closes its bias gate: b0 moves once."""
+    from torch import nn
+
+    from fedgmr.bias_gating import gated_layers
+    from fedgmr.flat import flatten_module
+    from fedgmr.training import Trainer
+
+    model = nn.Sequential(nn.Linear(2, 2))
+    layout, work, _ = flatten_module(model, ["0.weight"])
+    tr = Trainer(model, layout, work, lambda out, y: (out * y).sum(), 0.0, 0.0)
+    layers = [(g.weight, g.bias) for g in gated_layers(layout)]
+    assert len(layers) == 1
+    wseg, bseg = layout.by_name["0.weight"], layout.by_name["0.bias"]
+    start = torch.zeros(layout.numel)
+    start[wseg.start : wseg.stop] = torch.tensor([0.5, 0.1, 0.9, 0.8])
+    start[bseg.start : bseg.stop] = torch.tensor([0.3, 0.2])
+    theta = torch.zeros_like(start)
+    theta[wseg.start : wseg.stop] = 0.45
+    batches = [(torch.ones(1, 2), torch.tensor([[1.0, -1.0]]))] * 3
+    w = start.clone()
+    plan = fiarse_kept.plan(tr, start, theta, None, layers)
+    assert plan.kept.tolist() == [wseg.start, wseg.start + 2, wseg.start + 3, bseg.start, bseg.start + 1]
+    assert fiarse_kept.train_kept(tr, w, plan, layers, iter(batches), 0.1, lambda: None)
+    expect_w = [0.5 - 0.1, 0.1, 0.9 + 0.3, 0.8 + 0.3]
+    expect_b = [0.3 - 0.1, 0.2 + 0.3]
+    assert torch.allclose(w[wseg.start : wseg.stop], torch.tensor(expect_w))
+    assert torch.allclose(w[bseg.start : bseg.stop], torch.tensor(expect_b))
+
+
+def test_clients_of_one_density_share_one_plan(monkeypatch):
+    sim = _sim(True)
+    m = sim.method
+    made = []
+    real = fiarse_kept.plan
+    monkeypatch.setattr(fiarse_kept, "plan", lambda *a: made.append(1) or real(*a))
+    rho = next(d for d in sim.densities if d < 1.0 and sim.densities.count(d) > 1)
+    clients = [i for i, d in enumerate(sim.densities) if d == rho][:2]
+    for client in clients:
+        start, mask = m.client_start(sim, client)
+        m.train_gated(sim, client, start, mask, m.thresholds(sim, client, start, mask), surrogate=False)
+    assert len(made) == 1
+    sim.cfg["switches"]["bias_gating"] = False  # other gates: another plan
+    start, mask = m.client_start(sim, clients[0])
+    m.train_gated(sim, clients[0], start, mask, m.thresholds(sim, clients[0], start, mask), surrogate=False)
+    assert len(made) == 2
