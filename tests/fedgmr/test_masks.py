@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import itertools
 
+import numpy as np
 import pytest
 import torch
 from torch import nn
@@ -200,7 +201,7 @@ def test_fast_selection_equals_sorted_ranking(coeffs, norm):
 def test_numpy_and_torch_top_k_fill_the_same_mask(k):
     # The CPU path (NumPy) and the torch path (other devices) pick the same candidates, ties broken
     # towards the lowest position, including a k-th value shared by many candidates.
-    from fedgmr.masks import _fill_top, _fill_top_numpy
+    from fedgmr.masks import _fill_top, _top_numpy
     from fedgmr.selection import kth_smallest
 
     g = torch.Generator().manual_seed(k)
@@ -211,7 +212,11 @@ def test_numpy_and_torch_top_k_fill_the_same_mask(k):
     a = torch.zeros(n_all, dtype=torch.bool)
     b = torch.zeros(n_all, dtype=torch.bool)
     _fill_top(a, values, positions, kth, k)
-    _fill_top_numpy(b, values, positions, kth, k)
-    assert int(a.sum()) == k and torch.equal(a, b)
+    by_position = np.full(n_all, np.nan)
+    by_position[positions.numpy()] = values.numpy()
+    keep = torch.rand(n_all, generator=g) < 0.1
+    keep[positions] = False  # candidates are never always-kept
+    b = _top_numpy(by_position, keep.numpy(), kth, k)
+    assert int(a.sum()) == k and torch.equal(a | keep, b)
     chosen = values[a[positions]]
     assert bool((chosen >= kth).all()) and int((values > kth).sum()) <= k
