@@ -76,7 +76,8 @@ def main() -> None:
     unknown = sorted(set(backends) - {"auto", "threads", "vmap"})
     if not backends or unknown:
         ap.error(f"--backends takes a comma-separated list of auto, threads, vmap (got {a.backends!r})")
-    command = " ".join(["python", "benchmarks/methods.py", "--rounds", str(a.rounds), "--threads",
+    chosen = ["--methods", *a.methods] if a.methods != BASE_METHODS else []
+    command = " ".join(["python", "benchmarks/methods.py", *chosen, "--rounds", str(a.rounds), "--threads",
                         str(a.threads), *extra, *(["--backends", a.backends] if backends != ["auto"] else [])])
     rows = []
     for method, backend in ((m, b) for m in a.methods for b in backends):
