@@ -7,13 +7,24 @@ prints seconds per round and per evaluation tick, and extrapolates one paper run
 round budget (MAX_ROUND, reference §3.8) - an estimate, since restoration changes the densities and the
 evaluation-set sizes differ from the real ones.
 
-    python benchmarks/gpu_cost.py --device cuda [--rounds 30] [--out results/gpu_cost.csv]
+Each dataset runs once per ``--modes`` entry: ``sequential`` trains the clients of an iteration one after
+another (``run.batch_clients: false``, the path the goldens freeze), ``batched`` trains them together
+(``run.batch_clients: true`` with ``run.batch_backend``, by default ``auto``: ``vmap`` on accelerators,
+one after another on the CPU). Batched rows carry ``speedup``: sequential seconds per round over batched
+(issue 9 asks for >= 5 on FEMNIST and CIFAR-10 at full width).
+
+    python benchmarks/gpu_cost.py --device cuda [--datasets femnist,cifar10] [--rounds 30]
+                                  [--modes sequential,batched] [--backend auto] [--out results/gpu_cost.csv]
+
+``benchmarks/device_check.sh`` is the prepared run for a session lent a GPU.
 """
 
 from __future__ import annotations
 
 import argparse
 import csv
+import platform
+import subprocess
 import sys
 import tempfile
 import time
@@ -27,6 +38,8 @@ from data_prep import synthetic  # noqa: E402
 from fedgmr.config import resolve_config  # noqa: E402
 from fedgmr.profiles import PROFILES  # noqa: E402
 from fedgmr.simulation import Simulation  # noqa: E402
+
+HERE = Path(__file__).resolve().parent
 
 SHAPES = {  # dataset -> (shape, classes, train, test) of the stand-in data
     "femnist": ((1, 28, 28), 62, 4000, 1000),
@@ -57,7 +70,10 @@ def prepare(name: str, root: Path, small: bool) -> Path:
     return out
 
 
-def measure(name: str, root: Path, rounds: int, device: str, width: float) -> dict:
+MODES = {"sequential": False, "batched": True}  # mode -> run.batch_clients
+
+
+def measure(name: str, root: Path, rounds: int, device: str, width: float, mode: str, backend: str) -> dict:
     prof = PROFILES[name]
     cfg = resolve_config(
         {
@@ -65,7 +81,7 @@ def measure(name: str, root: Path, rounds: int, device: str, width: float) -> di
             "dataset": {"name": name, "root": str(root), "partition": "iid"},
             "model": {"width": width},
             "schedule": {"max_rounds": rounds, "interval": prof.interval},
-            "run": {"progress": False, "device": device},
+            "run": {"progress": False, "device": device, "batch_clients": MODES[mode], "batch_backend": backend},
         }
     )
     sim = Simulation(cfg, device)
@@ -86,7 +102,10 @@ def measure(name: str, root: Path, rounds: int, device: str, width: float) -> di
     est = run_rounds * per_round + run_rounds / prof.interval * per_tick
     return {
         "dataset": name,
+        "mode": mode,
+        "backend": sim.group.backend if sim.group is not None else "sequential",
         "device": device,
+        "device_name": device_name(device),
         "model": prof.model,
         "width": width,
         "rounds_timed": n,
@@ -97,6 +116,28 @@ def measure(name: str, root: Path, rounds: int, device: str, width: float) -> di
     }
 
 
+def device_name(device: str) -> str:
+    if device.startswith("cuda") and torch.cuda.is_available():
+        return torch.cuda.get_device_name(torch.device(device))
+    return platform.processor() or platform.machine()
+
+
+def git_commit() -> str:
+    try:
+        out = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True, cwd=HERE)
+        return out.stdout.strip() or "unknown"
+    except OSError:
+        return "unknown"
+
+
+def add_speedups(rows: list[dict]) -> None:
+    """``speedup`` on each batched row: the same dataset's sequential seconds per round over its own."""
+    seq = {r["dataset"]: r["s_per_round"] for r in rows if r["mode"] == "sequential"}
+    for r in rows:
+        base = seq.get(r["dataset"])
+        r["speedup"] = round(base / r["s_per_round"], 2) if r["mode"] != "sequential" and base else ""
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
@@ -104,15 +145,28 @@ def main() -> None:
     ap.add_argument("--width", type=float, default=1.0)
     ap.add_argument("--datasets", default="femnist,cifar10,imagenet100,stackoverflow")
     ap.add_argument("--small", action="store_true", help="tiny data (smoke test)")
+    ap.add_argument("--modes", default="sequential,batched", help="comma-separated: sequential, batched")
+    ap.add_argument("--backend", default="auto", help="run.batch_backend of the batched mode")
     ap.add_argument("--out", help="also write the rows as CSV here")
     args = ap.parse_args()
+    modes = args.modes.split(",")
+    if not modes or set(modes) - set(MODES):
+        ap.error(f"--modes takes a comma-separated list of {', '.join(MODES)} (got {args.modes!r})")
+    stamp = {"date": time.strftime("%Y-%m-%d"), "git": git_commit(), "command": " ".join(["python", *sys.argv])}
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
         for name in args.datasets.split(","):
             root = prepare(name, Path(tmp), args.small)
-            row = measure(name, root, args.rounds, args.device, args.width)
-            print(row, flush=True)
-            rows.append(row)
+            for mode in modes:
+                row = measure(name, root, args.rounds, args.device, args.width, mode, args.backend)
+                print(row, flush=True)
+                rows.append(row)
+    add_speedups(rows)
+    for row in rows:
+        row.update(stamp)
+        if row["speedup"] != "":
+            print(f"{row['dataset']}: batched ({row['backend']}) {row['s_per_round']} s per round, "
+                  f"speedup {row['speedup']} over sequential")
     if args.out:
         Path(args.out).parent.mkdir(parents=True, exist_ok=True)
         with open(args.out, "w", newline="") as fh:

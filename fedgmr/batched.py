@@ -470,7 +470,7 @@ def default_backend(device: torch.device | str) -> str:
     machine measured (2 cores; ``python benchmarks/methods.py --methods fedgmr fedavg fedasync --backends
     auto,threads``, ``benchmarks/results/cpu_backends.csv``), although on the bare local steps alone two
     1-thread workers were a little faster (``benchmarks/batched_step.py``). Why is not established; see the
-    README's performance section. ``threads`` stays available (``run.batch_backend: threads``) for
+    README's "Speed and memory" section. ``threads`` stays available (``run.batch_backend: threads``) for
     machines with more cores, where it may pay: measure there before relying on it.
     """
     return "sequential" if torch.device(device).type == "cpu" else "vmap"

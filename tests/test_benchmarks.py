@@ -1,0 +1,31 @@
+"""The GPU cost benchmark runs end to end on the CPU at toy size: both modes, the batched one really
+batched (vmap), the speedup column computed from the two rows, and its CSV readable by pandas."""
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pandas as pd
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def test_gpu_cost_compares_sequential_and_batched(tmp_path):
+    out = tmp_path / "gpu_cost.csv"
+    cmd = [sys.executable, "benchmarks/gpu_cost.py", "--device", "cpu", "--small", "--datasets", "femnist",
+           "--rounds", "2", "--width", "0.25", "--backend", "vmap", "--out", str(out)]
+    done = subprocess.run(cmd, cwd=REPO, capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stderr[-2000:]
+    rows = pd.read_csv(out)
+    assert list(rows["mode"]) == ["sequential", "batched"]
+    assert list(rows["backend"]) == ["sequential", "vmap"]
+    seq, bat = rows["s_per_round"]
+    assert rows["speedup"].iloc[1] == round(seq / bat, 2) and pd.isna(rows["speedup"].iloc[0])
+    assert {"device_name", "git", "date", "command"} <= set(rows.columns)
+    assert f"speedup {rows['speedup'].iloc[1]} over sequential" in done.stdout
+
+
+def test_gpu_cost_rejects_an_unknown_mode():
+    cmd = [sys.executable, "benchmarks/gpu_cost.py", "--device", "cpu", "--modes", "fast"]
+    done = subprocess.run(cmd, cwd=REPO, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 2 and "--modes" in done.stderr
