@@ -8,27 +8,13 @@ from __future__ import annotations
 import pytest
 import torch
 
-from fedgmr.config import resolve_config
 from fedgmr.methods import fiarse_kept
 from fedgmr.methods.width_sliced import WidthSliced
+from tests.fedgmr.test_fiarse_released import _sim as released_sim
 
 
 def _sim(gating: bool):
-    from fedgmr.simulation import Simulation
-
-    cfg = resolve_config(
-        {
-            "method": "fiarse",
-            "semantics": "released",
-            "seed": 3,
-            "dataset": {"name": "synthetic_image", "synthetic_train": 300, "synthetic_test": 20},
-            "model": {"width": 0.125},
-            "training": {"local_steps": 4, "batch_size": 10},
-            "run": {"progress": False},
-        }
-    )
-    sim = Simulation(cfg)
-    sim.cfg["switches"]["bias_gating"] = gating
+    sim = released_sim(gating, seed=3, local_steps=4)
     sim.step()  # round 0: dense training, then the first rebuild of the threshold masks
     return sim
 

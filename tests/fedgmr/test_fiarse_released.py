@@ -18,17 +18,18 @@ from fedgmr.methods.fiarse import floor_threshold, threshold_layers
 from fedgmr.methods.width_sliced import WidthSliced
 
 
-def _sim(gating: bool = True):
+def _sim(gating: bool = True, seed: int = 0, local_steps: int = 3):
+    """A released FIARSE simulation on tiny synthetic images (LEAF CNN at width 0.125), not yet stepped."""
     from fedgmr.simulation import Simulation
 
     cfg = resolve_config(
         {
             "method": "fiarse",
             "semantics": "released",
-            "seed": 0,
+            "seed": seed,
             "dataset": {"name": "synthetic_image", "synthetic_train": 300, "synthetic_test": 20},
             "model": {"width": 0.125},
-            "training": {"local_steps": 3, "batch_size": 10},
+            "training": {"local_steps": local_steps, "batch_size": 10},
             "run": {"progress": False},
         }
     )
