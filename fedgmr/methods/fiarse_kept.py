@@ -7,10 +7,11 @@ CIFAR-10 as released) a weight outside ``m`` takes the step ``-lr · (g · 0) = 
 stays under its threshold and never enters ``m`` again; a bias gate, once closed, stays closed (its
 unit only loses weights). The weights that can move in a whole training are those of the first step's
 ``m``: for the LEAF CNN the 2 % floor of each threshold layer and the unthresholded rest (150,847 of its
-6.6 M coordinates, 2.3 %, in each training of a 5-round ``benchmarks/engine.py --method fiarse`` run). :func:`train_kept` therefore gathers the gradient at those positions only, updates them
-there and writes the forward's weights back there, instead of five passes over the whole vector per
-step (|w|, the comparison, the client mask, ``w ⊙ m``, ``g ⊙ m``), which made a released FIARSE step
-about twice a plain one on the CPU.
+6.6 M coordinates, 2.3 %, in each training of a 5-round ``benchmarks/engine.py --method fiarse`` run).
+:func:`train_kept` therefore gathers the gradient at those positions only, updates them there and writes
+the forward's weights back there, instead of five passes over the whole vector per step (|w|, the
+comparison, the client mask, ``w ⊙ m``, ``g ⊙ m``), which made a released FIARSE step about twice a plain
+one on the CPU.
 
 The same arithmetic on the same values, so the same numbers, with one difference that no result can
 see: a weight outside ``m`` that is ``-0.0`` (the start is ``w ⊙ mask``, so every masked-out negative
