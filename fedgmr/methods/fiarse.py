@@ -422,10 +422,13 @@ class FIARSE(Method):
         return out_w
 
 
-def _grad_at(tr, w: torch.Tensor, m: torch.Tensor | None, x, y, grad: torch.Tensor) -> torch.Tensor:
+def _grad_at(
+    tr, w: torch.Tensor, m: torch.Tensor | None, x, y, grad: torch.Tensor, plus_zero: bool = False
+) -> torch.Tensor:
     """``m ⊙ dL/d(w ⊙ m)`` of one batch (= dL/dw for a 0/1 ``m``; ``m`` None: dL/dw), into ``grad``: the
     model's own forward and backward with its parameters (views of ``tr.work``) set to ``w ⊙ m``.
-    Buffers (BatchNorm statistics) stay those of ``tr.work``.
+    Buffers (BatchNorm statistics) stay those of ``tr.work``. ``plus_zero`` (with ``m`` None) writes
+    ``dL/dw + 0.0`` (a -0.0 becomes +0.0) in the same pass as the copy.
 
     Same numbers as autograd through the flat vector's views, without its per-parameter full-size
     gradient copies (the backward took ~4x the forward and backward of the model alone).
@@ -445,7 +448,7 @@ def _grad_at(tr, w: torch.Tensor, m: torch.Tensor | None, x, y, grad: torch.Tens
             if p.grad is None:
                 g.zero_()
             elif b is None:
-                g.copy_(p.grad)
+                torch.add(p.grad, 0.0, out=g) if plus_zero else g.copy_(p.grad)
             else:
                 torch.mul(p.grad, b, out=g)
             p.grad = None
@@ -483,9 +486,8 @@ def _surrogate_grad(
     for f in (fmask, gate):
         if f is not None:
             eff.mul_(f)
-    g = _grad_at(tr, eff, None, x, y, flat)
-    if len(tr.params) > 1:  # every parameter is used by the forward, so each coordinate is a sum
-        g.add_(0.0)
+    # Every parameter is used by the forward, so with several each coordinate is a sum: + 0.0.
+    g = _grad_at(tr, eff, None, x, y, flat, plus_zero=len(tr.params) > 1)
     for f in (gate, fmask):  # backward visits the products in reverse
         if f is not None:
             g.mul_(f)
