@@ -200,6 +200,11 @@ class FIARSE(Method):
         gate = sim.cfg["switches"].get("bias_gating") and sim.cfg["model"].get("variant") == "bp"
         return [(g.weight, g.bias) for g in gated_layers(sim.layout)] if gate else []
 
+    @staticmethod
+    def _thresholds_everywhere(sim: "Simulation") -> bool:
+        """Whether every prunable layer is a threshold layer (the LEAF CNN and ResNet as released)."""
+        return len(threshold_layers(sim.cfg["model"]["name"], sim.layout)) == len(sim.layout.layers)
+
     def _memo(self, sim: "Simulation") -> _Memo:
         return self.run_state(sim, _Memo)
 
@@ -363,10 +368,18 @@ class FIARSE(Method):
         batches = WidthSliced.batches(sim, client)
         count = partial(sim.count_steps, 1.0)
         if fiarse_kept.applies(tr, mom, remask, surrogate):
-            plan = self._memo(sim).plan(
-                start,
+            memo = self._memo(sim)
+            # Every density's kept positions are the same when every prunable layer has a threshold and
+            # the start is the global vector under a mask of the current rebuild: a weight passes its
+            # layer's threshold only inside the layer's floor, which every mask keeps whole (the floor
+            # and the threshold are the same selection on the same vector, or the threshold, at a tick,
+            # the floor inside it), and every mask keeps the unthresholded, non-prunable rest.
+            shared = self._thresholds_everywhere(sim) and memo.received_now(start, sim.masks)
+            key_start, key_mask = (sim.global_w, None) if shared else (start, mask)
+            plan = memo.plan(
+                key_start,
                 theta,
-                mask,
+                key_mask,
                 gated_layers,
                 lambda: fiarse_kept.plan(tr, start, theta, mask, gated_layers),
             )

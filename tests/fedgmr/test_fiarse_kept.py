@@ -166,3 +166,29 @@ def test_clients_of_one_density_share_one_plan(monkeypatch):
     start, mask = m.client_start(sim, clients[0])
     m.train_gated(sim, clients[0], start, mask, m.thresholds(sim, clients[0], start, mask), surrogate=False)
     assert len(made) == 2
+
+
+@pytest.mark.parametrize("tick", [False, True])
+def test_every_density_plans_the_same_positions_as_the_shared_plan(monkeypatch, tick):
+    # The LEAF CNN thresholds every prunable layer, so a start received now keeps the same positions at
+    # every density: one plan serves them all. Each density's own plan must equal it.
+    sim = _sim(True)
+    m, tr = sim.method, sim.trainer
+    layers = m.bias_gated(sim)
+    made = []
+    real = fiarse_kept.plan
+    monkeypatch.setattr(fiarse_kept, "plan", lambda *a: made.append(1) or real(*a))
+    interval = sim.cfg["schedule"]["interval"]
+    for rho in sorted(set(sim.densities)):
+        client = sim.densities.index(rho)
+        sim.net.payload_round[client] = interval if tick else 1  # a tick raises the thresholds (jump)
+        start, mask = m.client_start(sim, client)
+        theta = m.thresholds(sim, client, start, mask)
+        m.train_gated(sim, client, start, mask, theta, surrogate=False)
+        shared = next(iter(m._memo(sim).plans.values()))[1]
+        own = real(tr, start, theta, mask, layers)
+        assert torch.equal(own.kept, shared.kept), rho
+        for a, b in ((own.m_k, shared.m_k), (own.pre_k, shared.pre_k), (own.theta_k, shared.theta_k)):
+            assert torch.equal(a, b), rho
+        assert own.fmask_k is None or bool((own.fmask_k == 1).all())
+    assert len(made) == 1 and len(m._memo(sim).plans) == 1
