@@ -146,12 +146,16 @@ def main() -> None:
     ap.add_argument("--datasets", default="femnist,cifar10,imagenet100,stackoverflow")
     ap.add_argument("--small", action="store_true", help="tiny data (smoke test)")
     ap.add_argument("--modes", default="sequential,batched", help="comma-separated: sequential, batched")
-    ap.add_argument("--backend", default="auto", help="run.batch_backend of the batched mode")
+    ap.add_argument("--backend", default="auto", choices=["auto", "threads", "vmap"],
+                    help="run.batch_backend of the batched mode")
     ap.add_argument("--out", help="also write the rows as CSV here")
     args = ap.parse_args()
     modes = args.modes.split(",")
     if not modes or set(modes) - set(MODES):
         ap.error(f"--modes takes a comma-separated list of {', '.join(MODES)} (got {args.modes!r})")
+    known = [*SHAPES, "stackoverflow"]
+    if set(args.datasets.split(",")) - set(known):
+        ap.error(f"--datasets takes a comma-separated list of {', '.join(known)} (got {args.datasets!r})")
     stamp = {"date": time.strftime("%Y-%m-%d"), "git": git_commit(), "command": " ".join(["python", *sys.argv])}
     rows = []
     with tempfile.TemporaryDirectory() as tmp:

@@ -25,7 +25,8 @@ def test_gpu_cost_compares_sequential_and_batched(tmp_path):
     assert f"speedup {rows['speedup'].iloc[1]} over sequential" in done.stdout
 
 
-def test_gpu_cost_rejects_an_unknown_mode():
-    cmd = [sys.executable, "benchmarks/gpu_cost.py", "--device", "cpu", "--modes", "fast"]
-    done = subprocess.run(cmd, cwd=REPO, capture_output=True, text=True, timeout=120)
-    assert done.returncode == 2 and "--modes" in done.stderr
+def test_gpu_cost_rejects_an_unknown_mode_dataset_or_backend():
+    for flag, value in (("--modes", "fast"), ("--datasets", "mnist"), ("--backend", "foo")):
+        cmd = [sys.executable, "benchmarks/gpu_cost.py", "--device", "cpu", flag, value]
+        done = subprocess.run(cmd, cwd=REPO, capture_output=True, text=True, timeout=120)
+        assert done.returncode == 2 and flag in done.stderr and "Traceback" not in done.stderr, flag
