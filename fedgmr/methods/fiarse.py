@@ -152,7 +152,9 @@ class _Memo:
         self.starts: dict[int, tuple] = {}  # id(mask) -> (ref(mask), masked weights)
         self.thetas: dict[int, tuple] = {}  # id(start) -> (ref(start), jump, thresholds)
         self.top_k: dict[float, torch.Tensor] = {}  # clean: density -> mask of ``w``
-        self.plans: dict[tuple, tuple] = {}  # released plain SGD: (start, theta, mask) -> kept positions
+        # Released plain SGD: (start, theta, mask, gated) -> kept positions (fedgmr.methods.fiarse_kept);
+        # (global vector, theta, None, gated) where every density keeps the same positions.
+        self.plans: dict[tuple, tuple] = {}
 
     def follow(self, w: torch.Tensor) -> None:
         """Forget what was derived from an earlier global vector (it is never needed again but by
