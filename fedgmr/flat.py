@@ -100,6 +100,39 @@ def _float_buffers(module: nn.Module) -> list[tuple[str, nn.Module, str, torch.T
     return out
 
 
+class Binding:
+    """Re-points a flattened module's parameters and float buffers at views of another flat vector.
+
+    After :func:`flatten_module` the module computes with whatever vector its tensors view; binding it to
+    a client's own output buffer lets local training run there instead of in a shared working vector
+    that would then be copied out (one model-sized copy per training saved). Parameters keep their
+    identity (``.data`` is swapped), so optimiser lists and autograd see the same objects.
+    """
+
+    def __init__(self, module: nn.Module, layout: FlatLayout):
+        params = dict(module.named_parameters())
+        buffers = {name: (mod, buf_name) for name, mod, buf_name, _ in _float_buffers(module)}
+        self.params = [(params[s.name], s) for s in layout.segments if not s.is_buffer]
+        self.buffers = [(*buffers[s.name], s) for s in layout.segments if s.is_buffer]
+
+    @staticmethod
+    def fits(flat: torch.Tensor, like: torch.Tensor) -> bool:
+        """Whether ``flat`` can hold the module: a contiguous vector of ``like``'s size, dtype, device."""
+        return (
+            flat.shape == like.shape
+            and flat.dtype == like.dtype
+            and flat.device == like.device
+            and flat.is_contiguous()
+        )
+
+    def to(self, flat: torch.Tensor) -> None:
+        with torch.no_grad():
+            for p, s in self.params:
+                p.data = flat[s.start : s.stop].view(s.shape)
+            for mod, buf_name, s in self.buffers:
+                mod._buffers[buf_name] = flat[s.start : s.stop].view(s.shape)
+
+
 def flatten_module(
     module: nn.Module, prunable: list[str], device: torch.device | str = "cpu"
 ) -> tuple[FlatLayout, torch.Tensor, torch.Tensor]:

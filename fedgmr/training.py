@@ -22,7 +22,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from fedgmr.flat import FlatLayout, as_float
+from fedgmr.flat import Binding, FlatLayout, as_float
 
 
 def loss_fn(kind: str, logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
@@ -71,6 +71,7 @@ class Trainer:
         self.param_segments = [seg for seg in layout.segments if not seg.is_buffer]
         self.params = [by_name[seg.name] for seg in self.param_segments]
         self.by_name = by_name
+        self.binding = Binding(model, layout)
 
     def param_views(self, flat: torch.Tensor) -> list[torch.Tensor]:
         """Per-parameter views of a flat vector (masks, momentum), matching ``self.params``."""
@@ -103,7 +104,20 @@ class Trainer:
                 output unit). A gated bias keeps its value but neither emits nor receives a gradient;
                 weight decay and momentum still move it, as in the authors' ``Bias_*`` layers.
         """
-        w = self.work
+        # Train in ``out`` itself where it can hold the model (the module is bound to it for the
+        # training and back to ``work`` after): the same steps on the same values, one model-sized copy
+        # fewer per training than training in ``work`` and copying the result out.
+        w = out if out is not None and out is not self.work and Binding.fits(out, self.work) else self.work
+        if w is self.work:
+            return self._train(w, start, mask, momentum_buf, batches, lr, remask, seed, gates, out)
+        self.binding.to(w)
+        try:
+            return self._train(w, start, mask, momentum_buf, batches, lr, remask, seed, gates, out)
+        finally:
+            self.binding.to(self.work)
+
+    def _train(self, w, start, mask, momentum_buf, batches, lr, remask, seed, gates, out) -> torch.Tensor:
+        """:meth:`train` with the module bound to ``w`` (``self.work`` or ``out``)."""
         fmask = None if mask is None else as_float(mask, w.dtype)
         if fmask is None:
             w.copy_(start)
@@ -171,6 +185,8 @@ class Trainer:
                     torch._foreach_add_(params, step, alpha=-lr)
         for p in params:
             p.grad = None
+        if out is w:
+            return out
         if out is not None:
             return out.copy_(w)  # reuse the client's previous upload buffer: no 4-byte-per-weight allocation
         return w.clone()
