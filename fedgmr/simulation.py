@@ -314,8 +314,10 @@ class Simulation:
         lr = lr_at(self.cfg["training"]["lr"], self.cfg["training"]["lr_schedule"], self.lr_steps)
         for i in disp.deferred:
             start, mask = m.client_start(self, i)
-            # The model in flight is this round's: copy it if it is the live global vector.
-            self.snapshots[i] = (start.clone() if start is self.global_w else start, mask)
+            # The model in flight is this round's. Held, not copied: the server never writes into a
+            # global vector, every merge makes a new one (``fedgmr.aggregation``), so this one keeps
+            # its values until the client loads it (tests/fedgmr/test_snapshots.py checks it).
+            self.snapshots[i] = (start, mask)
             self.download_mb += S * self.densities[i]
         for i in disp.delivered:
             self.pending[i] = self.snapshots.pop(i)
