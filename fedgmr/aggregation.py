@@ -182,11 +182,15 @@ def merged(
 ) -> torch.Tensor:
     """Coverage-normalised weighted merge ``Σ c_i m_i w_i / Σ c_i m_i``, ``w`` where empty or 0 (§6)."""
     _check(w, uploads, coverage, coeffs)
-    num = torch.zeros_like(w)
-    den = torch.zeros_like(w)
+    num = den = None
     scratch = None  # one float mask vector, reused by every full-size upload covered by value
     for u, m, c in zip(uploads, coverage, coeffs):
         idx = _slice(m)
+        if idx is None and num is None:
+            num, den = _first(u, m, float(c), w.dtype)
+            continue
+        if num is None:
+            num, den = torch.zeros_like(w), torch.zeros_like(w)
         if idx is None:
             if _by_value(m):
                 mf = scratch = _nonzero_float(u, scratch, w.dtype)
@@ -204,7 +208,28 @@ def merged(
             mf = _slice_weight(part, m, w.dtype)
             _add_at(num, idx, lambda x: x.addcmul_(part, mf, value=float(c)))
             _add_at(den, idx, lambda x: x.add_(mf, alpha=float(c)))
+    if num is None:  # no uploads
+        num, den = torch.zeros_like(w), torch.zeros_like(w)
     return _replace_empty(w, num, den, scratch)
+
+
+def _first(
+    u: torch.Tensor, cover: Coverage, c: float, dtype: torch.dtype
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """The accumulators after a first, full-size upload: ``(c·u·m, c·m)``, written, not added to zeros.
+
+    Two passes fewer than zero-filling both and accumulating (this runs once per merge). The values are
+    those of accumulating, but for the sign of some zeros of the numerator (``c·u`` of a ``-0.0`` upload,
+    or an underflow, instead of ``+0.0``): no result can see it, since a merged value of 0 of either sign
+    takes ``w`` in :func:`_replace_empty`, and ``-0.0 + x == +0.0 + x`` for every ``x != 0``.
+    """
+    num = torch.mul(u, c)  # == (c * u) * 1 of addcmul_ where covered; a zero of either sign elsewhere
+    if _by_value(cover):
+        den = _nonzero_float(u, None, dtype)
+    else:  # an explicit mask: drop what the upload leaked outside it (B6), as ``* m`` does
+        den = as_float(cover_mask(u, cover), dtype)
+        num.mul_(den)
+    return num, den.mul_(c)
 
 
 def ma(

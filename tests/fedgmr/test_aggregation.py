@@ -229,3 +229,49 @@ def test_width_slices_update_in_place_with_the_bits_of_explicit_masks(name):
     assert all(views(idx, w) is not None for idx in maps)  # the in-place path is the one tested
     coeffs = [0.1 * (k + 1) for k in range(len(maps))]
     _check_slices_against_explicit_masks(AGGREGATORS[name], w, maps, coeffs, g)
+
+
+def _merged_by_accumulating(w, uploads, coverage, coeffs):
+    """The merged value as §6 writes it: both accumulators zero-filled, every upload added."""
+    num, den = torch.zeros_like(w), torch.zeros_like(w)
+    for u, m, c in zip(uploads, coverage, coeffs):
+        mf = (u != 0 if isinstance(m, str) else m).to(w.dtype)
+        num.addcmul_(u, mf, value=c)
+        den.add_(mf, alpha=c)
+    q = num / den
+    return torch.where((q == 0) | (den == 0), w, q)
+
+
+@pytest.mark.parametrize("first", ["by_value", "mask", "slice"])
+@pytest.mark.parametrize("count", [1, 3])
+def test_a_first_upload_written_not_accumulated_merges_the_same_bits(first, count):
+    # ``merged`` writes the first full-size upload's accumulators instead of adding it to zeros: the
+    # same bits as accumulating for zeros of either sign, underflows, NaN, inf and leaks outside a mask.
+    g = torch.Generator().manual_seed(11)
+    n = 3000
+    w = torch.randn(n, generator=g)
+    uploads, coverage = [], []
+    for k in range(count):
+        u = torch.randn(n, generator=g)
+        u[torch.rand(n, generator=g) < 0.3] = 0.0
+        u[k::31] = -0.0
+        u[5 + k :: 101] = -1e-45  # c * u underflows to -0.0
+        u[7 + k :: 211] = float("nan")
+        u[11 + k :: 223] = float("-inf")
+        uploads.append(u)
+        coverage.append(BY_VALUE)
+    if first == "mask":  # clean coverage with values leaked outside the mask (B6), NaN among them
+        coverage[0] = torch.rand(n, generator=g) < 0.5
+    if first == "slice":  # a first upload that is not full size: accumulated into zeros as before
+        idx = torch.arange(0, n, 3)
+        uploads[0][torch.ones(n, dtype=torch.bool).index_fill_(0, idx, False)] = 0.0
+        coverage[0] = in_slice(idx, by_value=True)
+    coeffs = [0.3, 0.45, 0.25][:count]
+    explicit = [BY_VALUE if c == BY_VALUE or isinstance(c, tuple) else c for c in coverage]
+    want = _merged_by_accumulating(w, uploads, explicit, coeffs)
+    got = merged(w, uploads, coverage, coeffs)
+    assert torch.equal(got.view(torch.int32), want.view(torch.int32))
+    assert torch.equal(
+        mix(w, uploads, coverage, coeffs, 0.6).view(torch.int32),
+        want.mul(0.6).add_(w, alpha=0.4).view(torch.int32),
+    )
