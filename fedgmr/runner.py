@@ -12,6 +12,7 @@ import time
 from pathlib import Path
 
 from fedgmr import checkpoint, results
+from fedgmr.allocator import keep_freed_buffers
 from fedgmr.simulation import Simulation
 
 log = logging.getLogger(__name__)
@@ -25,6 +26,7 @@ def run(
 
     from fedgmr import progress as progress_log
 
+    keep_freed_buffers()  # fedgmr.allocator: model-sized buffers reused without page faults
     out = Path(out)
     ckdir = Path(checkpoint_dir) if checkpoint_dir else out / "checkpoint"
     if results.is_complete(out, cfg):

@@ -1,0 +1,103 @@
+"""The engine's memory policy (``fedgmr.allocator``) against the C library's defaults, side by side.
+
+    python benchmarks/allocator.py [--method fedasync] [--rounds 10] [--threads 1] [--repeat 3]
+                                   [--out benchmarks/results/allocator_cpu.csv]
+
+Runs ``benchmarks/engine.py`` in fresh processes, alternating with the policy (the default) and with
+``FEDGMR_MALLOC=system``, and records per run the engine's wall, the floor, peak memory and the process's
+user and system CPU time and minor page faults (``getrusage`` of the child). One thread by default:
+system time and page faults are then the process's own, not spread over idle intra-op threads.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import os
+import re
+import resource
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE))
+
+from methods import PATTERNS, cpu_model  # noqa: E402
+
+POLICIES = {"engine": {}, "system": {"FEDGMR_MALLOC": "system"}}
+
+
+def measure(policy: str, method: str, rounds: int, threads: int) -> dict:
+    cmd = [
+        sys.executable,
+        str(HERE / "engine.py"),
+        "--method",
+        method,
+        "--rounds",
+        str(rounds),
+        "--threads",
+        str(threads),
+    ]
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
+    env = {k: v for k, v in os.environ.items() if k != "FEDGMR_MALLOC"} | POLICIES[policy]
+    out = subprocess.run(cmd, capture_output=True, text=True, check=True, env=env).stdout
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    row = {"policy": policy, "method": method}
+    for key in ("rounds", "wall_s", "floor_s", "peak_mib", "wall_over_floor"):
+        m = re.search(PATTERNS[key], out)
+        if m is None:
+            raise RuntimeError(f"no {key!r} in the output of {' '.join(cmd)}:\n{out}")
+        row[key] = m.group(1)
+    row["user_s"] = f"{after.ru_utime - before.ru_utime:.2f}"
+    row["system_s"] = f"{after.ru_stime - before.ru_stime:.2f}"
+    row["minor_faults"] = after.ru_minflt - before.ru_minflt
+    return row
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--method", default="fedasync")
+    ap.add_argument("--rounds", type=int, default=10)
+    ap.add_argument("--threads", type=int, default=1)
+    ap.add_argument("--repeat", type=int, default=3)
+    ap.add_argument("--out", type=Path, default=HERE / "results" / "allocator_cpu.csv")
+    a = ap.parse_args()
+    if a.repeat < 1:
+        ap.error("--repeat must be at least 1")
+    sha = subprocess.run(
+        ["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True, cwd=HERE
+    ).stdout.strip()
+    command = (
+        f"python benchmarks/allocator.py --method {a.method} --rounds {a.rounds} --threads {a.threads} "
+        f"--repeat {a.repeat}"
+    )
+    rows = []
+    for _ in range(a.repeat):
+        for policy in POLICIES:
+            row = measure(policy, a.method, a.rounds, a.threads)
+            row.update(
+                date=time.strftime("%Y-%m-%d"),
+                machine=f"{os.cpu_count()} cores, {cpu_model()}",
+                git=sha,
+                command=command,
+            )
+            rows.append(row)
+            print(
+                " ".join(
+                    f"{k} {row[k]}"
+                    for k in ("policy", "wall_s", "floor_s", "peak_mib", "user_s", "system_s", "minor_faults")
+                ),
+                flush=True,
+            )
+    a.out.parent.mkdir(parents=True, exist_ok=True)
+    with a.out.open("w", newline="") as f:
+        w = csv.DictWriter(f, fieldnames=list(rows[0]))
+        w.writeheader()
+        w.writerows(rows)
+    print(f"wrote {a.out}")
+
+
+if __name__ == "__main__":
+    main()
