@@ -30,3 +30,21 @@ def test_gpu_cost_rejects_an_unknown_mode_dataset_or_backend():
         cmd = [sys.executable, "benchmarks/gpu_cost.py", "--device", "cpu", flag, value]
         done = subprocess.run(cmd, cwd=REPO, capture_output=True, text=True, timeout=120)
         assert done.returncode == 2 and flag in done.stderr and "Traceback" not in done.stderr, flag
+
+
+def test_merge_benchmark_alternates_with_another_checkout():
+    cmd = [sys.executable, "benchmarks/merge.py", "--uploads", "1,2", "--calls", "1", "--against", str(REPO)]
+    done = subprocess.run(cmd, cwd=REPO, capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stderr[-2000:]
+    lines = done.stdout.splitlines()
+    assert lines[0].startswith("allocator policy ")
+    assert [ln.split(":")[0] for ln in lines[1:]] == [
+        "1 upload(s), this   ",
+        "1 upload(s), against",
+        "2 upload(s), this   ",
+        "2 upload(s), against",
+    ]
+    bad = subprocess.run(
+        [sys.executable, "benchmarks/merge.py", "--against", "/nonexistent"], cwd=REPO, capture_output=True, text=True
+    )
+    assert bad.returncode != 0 and "no fedgmr/aggregation.py" in bad.stderr
