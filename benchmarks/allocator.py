@@ -12,7 +12,6 @@ system time and page faults are then the process's own, not spread over idle int
 from __future__ import annotations
 
 import argparse
-import csv
 import os
 import re
 import resource
@@ -24,7 +23,7 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 
-from methods import PATTERNS, cpu_model  # noqa: E402
+from methods import PATTERNS, cpu_model, git_short, write_csv  # noqa: E402
 
 POLICIES = {"engine": {}, "system": {"FEDGMR_MALLOC": "system"}}
 
@@ -66,9 +65,7 @@ def main() -> None:
     a = ap.parse_args()
     if a.repeat < 1:
         ap.error("--repeat must be at least 1")
-    sha = subprocess.run(
-        ["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True, cwd=HERE
-    ).stdout.strip()
+    sha = git_short()
     command = (
         f"python benchmarks/allocator.py --method {a.method} --rounds {a.rounds} --threads {a.threads} "
         f"--repeat {a.repeat}"
@@ -91,12 +88,7 @@ def main() -> None:
                 ),
                 flush=True,
             )
-    a.out.parent.mkdir(parents=True, exist_ok=True)
-    with a.out.open("w", newline="") as f:
-        w = csv.DictWriter(f, fieldnames=list(rows[0]))
-        w.writeheader()
-        w.writerows(rows)
-    print(f"wrote {a.out}")
+    write_csv(a.out, rows)
 
 
 if __name__ == "__main__":

@@ -43,6 +43,22 @@ def cpu_model() -> str:
     return platform.processor() or "unknown"
 
 
+def git_short() -> str:
+    """The checkout's short commit (the code a row measured)."""
+    return subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True,
+                          cwd=HERE).stdout.strip()
+
+
+def write_csv(path: Path, rows: list[dict]) -> None:
+    """``rows`` as a CSV pandas reads directly (header from the first row)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with path.open("w", newline="") as f:
+        w = csv.DictWriter(f, fieldnames=list(rows[0]))
+        w.writeheader()
+        w.writerows(rows)
+    print(f"wrote {path}")
+
+
 def measure(method: str, rounds: int, threads: int, extra: list[str]) -> dict:
     cmd = [sys.executable, str(HERE / "engine.py"), "--method", method, "--rounds", str(rounds),
            "--threads", str(threads), *extra]
@@ -69,8 +85,7 @@ def main() -> None:
     if a.repeat < 1:
         ap.error("--repeat must be at least 1")
     extra = (["--sequential"] if a.sequential else []) + (["--repeat", str(a.repeat)] if a.repeat > 1 else [])
-    sha = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True,
-                         cwd=HERE).stdout.strip()
+    sha = git_short()
     machine = f"{os.cpu_count()} cores, {cpu_model()}"
     backends = [b for b in a.backends.split(",") if b]
     unknown = sorted(set(backends) - {"auto", "threads", "vmap"})
@@ -87,12 +102,7 @@ def main() -> None:
         rows.append(row)
         print(f"{method:10s} {row['backend']:10s} wall {row['wall_s']:>7} s  floor {row['floor_s']:>7} s  "
               f"wall/floor {row['wall_over_floor']}  peak {row['peak_mib']} MiB", flush=True)
-    a.out.parent.mkdir(parents=True, exist_ok=True)
-    with a.out.open("w", newline="") as f:
-        w = csv.DictWriter(f, fieldnames=list(rows[0]))
-        w.writeheader()
-        w.writerows(rows)
-    print(f"wrote {a.out}")
+    write_csv(a.out, rows)
 
 
 if __name__ == "__main__":
