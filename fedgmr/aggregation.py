@@ -318,11 +318,16 @@ def fjord(
     The count is by value after masking, as in the released code. ``coeffs`` and ``beta`` are ignored.
     """
     _check(w, uploads, coverage, None)
-    num = torch.zeros_like(w)
-    den = torch.zeros_like(w)
+    num = den = None
     scratch = None
     for u, m in zip(uploads, coverage):
         idx = _slice(m)
+        if idx is None and num is None:  # written, not added to zeros: the same values (see _first)
+            v = _covered(u, u, m)
+            num, den = (v.clone() if v is u else v), _nonzero_float(v, None, w.dtype)
+            continue
+        if num is None:
+            num, den = torch.zeros_like(w), torch.zeros_like(w)
         if idx is None:
             v = _covered(u, u, m)
             num.add_(v)
@@ -335,6 +340,8 @@ def fjord(
             part = gather(u, idx)
             _add_at(num, idx, lambda x: x.add_(part))
             _add_at(den, idx, lambda x: x.add_(_nonzero_float(part, None, w.dtype)))
+    if num is None:  # no uploads
+        num, den = torch.zeros_like(w), torch.zeros_like(w)
     return _replace_empty(w, num, den, scratch)
 
 

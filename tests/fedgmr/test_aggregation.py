@@ -242,6 +242,17 @@ def _merged_by_accumulating(w, uploads, coverage, coeffs):
     return torch.where((q == 0) | (den == 0), w, q)
 
 
+def _fjord_by_accumulating(w, uploads, coverage):
+    """FjORD's rule as §6.5 writes it: uploads restricted to their coverage, summed and counted from zeros."""
+    num, den = torch.zeros_like(w), torch.zeros_like(w)
+    for u, m in zip(uploads, coverage):
+        v = u if isinstance(m, str) else u * m.to(w.dtype)
+        num.add_(v)
+        den.add_((v != 0).to(w.dtype))
+    q = num / den
+    return torch.where((q == 0) | (den == 0), w, q)
+
+
 @pytest.mark.parametrize("first", ["by_value", "mask", "slice"])
 @pytest.mark.parametrize("count", [1, 3])
 def test_a_first_upload_written_not_accumulated_merges_the_same_bits(first, count):
@@ -268,6 +279,7 @@ def test_a_first_upload_written_not_accumulated_merges_the_same_bits(first, coun
         coverage[0] = in_slice(idx, by_value=True)
     coeffs = [0.3, 0.45, 0.25][:count]
     explicit = [BY_VALUE if c == BY_VALUE or isinstance(c, tuple) else c for c in coverage]
+    before = [u.clone() for u in uploads]
     want = _merged_by_accumulating(w, uploads, explicit, coeffs)
     got = merged(w, uploads, coverage, coeffs)
     assert torch.equal(got.view(torch.int32), want.view(torch.int32))
@@ -275,3 +287,6 @@ def test_a_first_upload_written_not_accumulated_merges_the_same_bits(first, coun
         mix(w, uploads, coverage, coeffs, 0.6).view(torch.int32),
         want.mul(0.6).add_(w, alpha=0.4).view(torch.int32),
     )
+    got = fjord(w, uploads, coverage)
+    assert torch.equal(got.view(torch.int32), _fjord_by_accumulating(w, uploads, explicit).view(torch.int32))
+    assert all(torch.equal(u.view(torch.int32), v.view(torch.int32)) for u, v in zip(uploads, before))
