@@ -1,6 +1,6 @@
-"""One server merge (`fedgmr.aggregation.mix`) of full-size LEAF CNN uploads, optionally against another checkout.
+"""One server merge (`fedgmr.aggregation`) of full-size LEAF CNN uploads, optionally against another checkout.
 
-    python benchmarks/merge.py [--uploads 1,2,3] [--calls 12] [--against /path/to/other/checkout]
+    python benchmarks/merge.py [--rule mix] [--uploads 1,2,3] [--calls 12] [--against /path/to/other/checkout]
 
 Median and fastest of ``--calls`` merges of 1, 2, 3 ... uploads covered by value (6.6 M floats each, two
 threads). With ``--against`` the other checkout's ``fedgmr/aggregation.py`` is loaded beside this one and
@@ -39,6 +39,7 @@ def _load(checkout: Path):
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--rule", default="mix", choices=sorted(aggregation.AGGREGATORS), help="aggregation rule")
     ap.add_argument("--uploads", default="1,2,3", help="comma-separated numbers of uploads per merge")
     ap.add_argument("--calls", type=int, default=12)
     ap.add_argument("--against", type=Path, help="root of another checkout to alternate with")
@@ -47,7 +48,7 @@ def main() -> None:
     if not counts or min(counts) < 1 or a.calls < 1:
         ap.error("--uploads takes positive integers, --calls at least 1")
     torch.set_num_threads(2)
-    print(f"allocator policy {'on' if keep_freed_buffers() else 'off (C library defaults)'}")
+    print(f"rule {a.rule}, allocator policy {'on' if keep_freed_buffers() else 'off (C library defaults)'}")
     rules = {"this": aggregation} | ({"against": _load(a.against)} if a.against else {})
     g = torch.Generator().manual_seed(0)
     w = torch.randn(NUMEL, generator=g)
@@ -58,7 +59,7 @@ def main() -> None:
         for _ in range(a.calls):
             for name, mod in rules.items():
                 t0 = time.perf_counter()
-                out = mod.mix(w, uploads[:k], [mod.BY_VALUE] * k, coeffs[:k], 0.7)
+                out = mod.AGGREGATORS[a.rule](w, uploads[:k], [mod.BY_VALUE] * k, coeffs[:k], 0.7)
                 times[name].append(time.perf_counter() - t0)
                 del out
         for name, ts in times.items():

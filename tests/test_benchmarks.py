@@ -37,7 +37,7 @@ def test_merge_benchmark_alternates_with_another_checkout():
     done = subprocess.run(cmd, cwd=REPO, capture_output=True, text=True, timeout=600)
     assert done.returncode == 0, done.stderr[-2000:]
     lines = done.stdout.splitlines()
-    assert lines[0].startswith("allocator policy ")
+    assert lines[0].startswith("rule mix, allocator policy ")
     assert [ln.split(":")[0] for ln in lines[1:]] == [
         "1 upload(s), this   ",
         "1 upload(s), against",
