@@ -170,11 +170,11 @@ def flatten_module(
     with torch.no_grad():
         for (name, p), seg in zip(params, segments):
             flat[seg.start : seg.stop].copy_(p.detach().reshape(-1))
-            p.data = flat[seg.start : seg.stop].view(seg.shape)
-            p.grad = flat_grad[seg.start : seg.stop].view(seg.shape)
         for (name, mod, buf_name, b), seg in zip(buffers, segments[len(params) :]):
             flat[seg.start : seg.stop].copy_(b.reshape(-1))
-            mod._buffers[buf_name] = flat[seg.start : seg.stop].view(seg.shape)
+        Binding(module, layout).to(flat)
+        for (name, p), seg in zip(params, segments):
+            p.grad = flat_grad[seg.start : seg.stop].view(seg.shape)
     # Integer buffers (num_batches_tracked) are not state we aggregate; keep them on the device.
     module.to(device)
     return layout, flat, flat_grad

@@ -3,8 +3,9 @@
 One working model serves every client: its parameters are views into a flat vector (see
 ``fedgmr.flat``), ``Trainer.work`` or, for the length of one training, the client's own output buffer
 (``fedgmr.flat.Binding``). A client step is a pure function of (start weights, mask, optimiser state,
-batches): copy the start weights in, run K steps, and the result is where they ran. SGD with momentum and weight decay is a few
-vector operations on the flat vectors, so there is no per-client optimiser object.
+batches): copy the start weights in, run K steps, and the result is where they ran. SGD with momentum
+and weight decay is a few vector operations on the flat vectors, so there is no per-client optimiser
+object.
 
 Masking (reference §4.4):
 - the forward pass uses w ⊙ m, so gradients of masked coordinates are zero;
