@@ -1,8 +1,14 @@
 """fedgmr.allocator: with the engine's policy the engine reuses its freed model-sized blocks without page
-faults; with the C library's defaults (``FEDGMR_MALLOC=system``) it faults them in again round after round."""
+faults; with the C library's defaults (``FEDGMR_MALLOC=system``) it faults them in again round after round.
 
+The page-fault comparison needs a kernel that counts minor faults in ``getrusage``; some sandboxes (the CI
+machine of stop 20 among them) report none at all, so there it is skipped and only the policy's switches are
+checked."""
+
+import mmap
 import os
 import platform
+import resource
 import subprocess
 import sys
 from pathlib import Path
@@ -43,6 +49,24 @@ def _probe(**env) -> tuple[bool, int]:
     return out[0] == "True", int(out[1])
 
 
+def _faults_are_counted(pages: int = 256) -> bool:
+    """Whether touching fresh anonymous pages shows up in this process's minor-fault count."""
+    region = mmap.mmap(-1, pages * mmap.PAGESIZE)
+    try:
+        before = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
+        for i in range(pages):
+            region[i * mmap.PAGESIZE] = 1
+        return resource.getrusage(resource.RUSAGE_SELF).ru_minflt - before >= pages // 2
+    finally:
+        region.close()
+
+
+def test_the_policy_is_applied_unless_the_user_opts_out():
+    assert _probe()[0]
+    assert not _probe(FEDGMR_MALLOC="system")[0]
+
+
+@pytest.mark.skipif(not _faults_are_counted(), reason="this kernel does not count minor page faults")
 def test_the_engine_reuses_its_model_sized_blocks_without_page_faults():
     # Rounds 4-6 measured here: ~0-13 k faults with the policy, ~63-70 k with the C library's defaults
     # (two 26 MB blocks of ~6,400 pages faulted in again per round). One block is 6,400 faults.
