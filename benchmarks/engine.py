@@ -13,8 +13,11 @@ other, on the same threads.
                                 [--sequential | --backend auto|threads|vmap] [--semantics released|clean]
 
 The last line is ``wall/floor <ratio>``. Peak memory (max RSS) is printed too. On a shared machine the
-same work can take 20 % more or less from one run to the next; ``--repeat N`` alternates engine and floor
-N times and compares the fastest of each (other load only ever slows a run down).
+same work can take 20-40 % more or less from one run to the next, and the machine's speed drifts over
+minutes; ``--repeat N`` alternates engine and floor N times, pairs each engine run with the floor run just
+after it, and reports the median of the paired ratios with their range (walls and floors: medians). A
+pair measured back to back shares the machine's state of the moment, which the fastest engine run and the
+fastest floor run (this script's estimator until commit 0a22cba) need not.
 """
 
 from __future__ import annotations
@@ -22,6 +25,7 @@ from __future__ import annotations
 import argparse
 import gc
 import resource
+import statistics
 import sys
 import tempfile
 import time
@@ -119,7 +123,9 @@ def main() -> None:
         choices=("auto", "threads", "vmap"),
         help="run.batch_backend (auto: one client after another on the CPU, vmap on a GPU)",
     )
-    ap.add_argument("--repeat", type=int, default=1, help="alternate engine and floor N times; fastest of each")
+    ap.add_argument(
+        "--repeat", type=int, default=1, help="alternate engine and floor N times; median of the paired ratios"
+    )
     ap.add_argument(
         "--semantics", default="released", choices=("released", "clean"), help="the run's semantics (default released)"
     )
@@ -148,7 +154,8 @@ def main() -> None:
         del sim
         gc.collect()
         floors.append(floor(run_cfg, c, classes))
-    wall, fl = min(walls), min(floors)
+    wall, fl = statistics.median(walls), statistics.median(floors)
+    ratios = [w / f for w, f in zip(walls, floors)]
     rps = rounds / wall
     by_density = ", ".join(f"{d:g}: {n}" for d, n in c["steps_by_density"].items())
     print(
@@ -157,12 +164,16 @@ def main() -> None:
         f"ticks {ticks}  backend {backend}  semantics {args.semantics}"
     )
     if args.repeat > 1:
-        print(f"repeats {args.repeat}: engine {_seconds(walls)}; floor {_seconds(floors)} (fastest used)")
+        print(f"repeats {args.repeat}: engine {_seconds(walls)}; floor {_seconds(floors)}")
+        print(
+            "paired wall/floor " + " ".join(f"{r:.3f}" for r in ratios)
+            + f" (median used; range {min(ratios):.3f}-{max(ratios):.3f})"
+        )
     print(f"engine wall {wall:.2f} s  ({rps:.3f} rounds/s)")
     print(f"compute floor {fl:.2f} s")
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     print(f"peak memory {peak:.0f} MiB")
-    print(f"wall/floor {wall / fl:.3f}")
+    print(f"wall/floor {statistics.median(ratios):.3f}")
 
 
 def _seconds(values: list[float]) -> str:

@@ -4,8 +4,8 @@ fresh process (so peak memory is the method's), collected into one CSV.
     python benchmarks/methods.py [--rounds 20] [--threads 2] [--repeat 1] [--backends auto[,threads,vmap]]
                                  [--out benchmarks/results/engine_methods_cpu.csv]
 
-Rows: method, backend, rounds, wall (s), floor (s), wall/floor, peak memory (MiB), plus the machine, command
-and git commit. With several ``--backends`` each method runs once per backend, back to back. The floor of each method is the same local SGD steps on the models it really trains (sub-models for
+Rows: method, backend, rounds, wall (s), floor (s), wall/floor, the range of the paired ratios, peak memory
+(MiB), plus the machine, command and git commit. With several ``--backends`` each method runs once per backend, back to back. The floor of each method is the same local SGD steps on the models it really trains (sub-models for
 the width-sliced methods) in a bare loop; see benchmarks/engine.py. The issue-9 target is wall/floor <= 1.15.
 """
 
@@ -69,6 +69,9 @@ def measure(method: str, rounds: int, threads: int, extra: list[str]) -> dict:
         if m is None:
             raise RuntimeError(f"{method}: no {key!r} in the output of {' '.join(cmd)}:\n{out}")
         row[key] = m.group(1)
+    # With --repeat: the range of the paired ratios (one run: the ratio itself).
+    m = re.search(r"range ([\d.]+)-([\d.]+)\)", out)
+    row["ratio_min"], row["ratio_max"] = m.groups() if m else (row["wall_over_floor"],) * 2
     return row
 
 
@@ -78,7 +81,7 @@ def main() -> None:
     ap.add_argument("--rounds", type=int, default=20)
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--sequential", action="store_true", help="pass --sequential to engine.py")
-    ap.add_argument("--repeat", type=int, default=1, help="pass --repeat to engine.py (fastest of N)")
+    ap.add_argument("--repeat", type=int, default=1, help="pass --repeat to engine.py (median of N paired ratios)")
     ap.add_argument("--backends", default="auto", help="comma-separated run.batch_backend values to compare")
     ap.add_argument("--out", type=Path, default=HERE / "results" / "engine_methods_cpu.csv")
     a = ap.parse_args()

@@ -1,6 +1,7 @@
 """The GPU cost benchmark runs end to end on the CPU at toy size: both modes, the batched one really
 batched (vmap), the speedup column computed from the two rows, and its CSV readable by pandas."""
 
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -48,3 +49,25 @@ def test_merge_benchmark_alternates_with_another_checkout():
         [sys.executable, "benchmarks/merge.py", "--against", "/nonexistent"], cwd=REPO, capture_output=True, text=True
     )
     assert bad.returncode != 0 and "no fedgmr/aggregation.py" in bad.stderr
+
+
+def test_engine_reports_the_median_of_paired_ratios(tmp_path):
+    engine = [sys.executable, "benchmarks/engine.py", "--method", "fedavg", "--rounds", "2", "--threads", "1",
+              "--width", "0.25", "--repeat", "3"]
+    out = subprocess.run(engine, cwd=REPO, capture_output=True, text=True, timeout=600, check=True).stdout
+    walls, floors = (
+        [float(v) for v in re.search(rf"{name} ([\d. ]+) s", out).group(1).split()] for name in ("engine", "floor")
+    )
+    paired = [float(v) for v in re.search(r"paired wall/floor ([\d. ]+) \(", out).group(1).split()]
+    assert len(paired) == 3
+    for r, w, f in zip(paired, walls, floors):  # seconds print rounded to 0.01
+        assert (w - 0.005) / (f + 0.005) - 1e-3 <= r <= (w + 0.005) / (f - 0.005) + 1e-3
+    assert out.splitlines()[-1] == f"wall/floor {sorted(paired)[1]:.3f}"
+
+    csv = tmp_path / "methods.csv"
+    cmd = [sys.executable, "benchmarks/methods.py", "--methods", "fedavg", "--rounds", "2", "--threads", "1",
+           "--repeat", "2", "--out", str(csv)]
+    done = subprocess.run(cmd, cwd=REPO, capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stderr[-2000:]
+    row = pd.read_csv(csv).iloc[0]
+    assert row["ratio_min"] <= row["wall_over_floor"] <= row["ratio_max"]
