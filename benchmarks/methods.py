@@ -4,9 +4,12 @@ fresh process (so peak memory is the method's), collected into one CSV.
     python benchmarks/methods.py [--rounds 20] [--threads 2] [--repeat 1] [--backends auto[,threads,vmap]]
                                  [--out benchmarks/results/engine_methods_cpu.csv]
 
-Rows: method, backend, rounds, wall (s), floor (s), wall/floor, the range of the paired ratios, peak memory
-(MiB), plus the machine, command and git commit. With several ``--backends`` each method runs once per backend, back to back. The floor of each method is the same local SGD steps on the models it really trains (sub-models for
-the width-sliced methods) in a bare loop; see benchmarks/engine.py. The issue-9 target is wall/floor <= 1.15.
+Rows: method, backend, rounds, wall (s), floor (s), wall/floor (with ``--repeat``: the median of the paired
+ratios, listed in ``ratios``, with their range), peak memory (MiB), plus the machine, command and git
+commit. With several ``--backends`` each method runs once per backend, back to back. The floor of each
+method is the same local SGD steps on the models it really trains (sub-models for the width-sliced
+methods) in a bare loop, interleaved with the run by default; see benchmarks/engine.py. The issue-9 target
+is wall/floor <= 1.15.
 """
 
 from __future__ import annotations
@@ -29,7 +32,7 @@ PATTERNS = {
     "wall_s": r"engine wall ([\d.]+) s",
     "floor_s": r"compute floor ([\d.]+) s",
     "peak_mib": r"peak memory (\d+) MiB",
-    "wall_over_floor": r"wall/floor ([\d.]+)",
+    "wall_over_floor": r"^wall/floor ([\d.]+)$",  # the last line (not the "paired wall/floor" one)
 }
 
 
@@ -65,13 +68,15 @@ def measure(method: str, rounds: int, threads: int, extra: list[str]) -> dict:
     out = subprocess.run(cmd, capture_output=True, text=True, check=True).stdout
     row = {"method": method}
     for key, pattern in PATTERNS.items():
-        m = re.search(pattern, out)
+        m = re.search(pattern, out, re.MULTILINE)
         if m is None:
             raise RuntimeError(f"{method}: no {key!r} in the output of {' '.join(cmd)}:\n{out}")
         row[key] = m.group(1)
-    # With --repeat: the range of the paired ratios (one run: the ratio itself).
-    m = re.search(r"range ([\d.]+)-([\d.]+)\)", out)
-    row["ratio_min"], row["ratio_max"] = m.groups() if m else (row["wall_over_floor"],) * 2
+    # With --repeat: every paired ratio (the row's ratio is their median) and their range.
+    m = re.search(r"^paired wall/floor ([\d. ]+) \(", out, re.MULTILINE)
+    ratios = m.group(1).split() if m else [row["wall_over_floor"]]
+    row["ratios"] = " ".join(ratios)
+    row["ratio_min"], row["ratio_max"] = min(ratios, key=float), max(ratios, key=float)
     return row
 
 
@@ -81,6 +86,7 @@ def main() -> None:
     ap.add_argument("--rounds", type=int, default=20)
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--sequential", action="store_true", help="pass --sequential to engine.py")
+    ap.add_argument("--floor", default="interleaved", choices=("interleaved", "after"), help="pass --floor to engine.py")
     ap.add_argument("--repeat", type=int, default=1, help="pass --repeat to engine.py (median of N paired ratios)")
     ap.add_argument("--backends", default="auto", help="comma-separated run.batch_backend values to compare")
     ap.add_argument("--out", type=Path, default=HERE / "results" / "engine_methods_cpu.csv")
@@ -88,6 +94,7 @@ def main() -> None:
     if a.repeat < 1:
         ap.error("--repeat must be at least 1")
     extra = (["--sequential"] if a.sequential else []) + (["--repeat", str(a.repeat)] if a.repeat > 1 else [])
+    extra += ["--floor", a.floor] if a.floor != "interleaved" else []
     sha = git_short()
     machine = f"{os.cpu_count()} cores, {cpu_model()}"
     backends = [b for b in a.backends.split(",") if b]
