@@ -195,7 +195,10 @@ def main() -> None:
         help="run.batch_backend (auto: one client after another on the CPU, vmap on a GPU)",
     )
     ap.add_argument(
-        "--repeat", type=int, default=1, help="alternate engine and floor N times; median of the paired ratios"
+        "--repeat",
+        type=int,
+        default=1,
+        help="alternate engine and floor N times; median of the paired ratios",
     )
     ap.add_argument(
         "--floor",
@@ -205,7 +208,10 @@ def main() -> None:
         "floor after the whole run",
     )
     ap.add_argument(
-        "--semantics", default="released", choices=("released", "clean"), help="the run's semantics (default released)"
+        "--semantics",
+        default="released",
+        choices=("released", "clean"),
+        help="the run's semantics (default released)",
     )
     args = ap.parse_args()
     if args.repeat < 1:
@@ -254,7 +260,8 @@ def main() -> None:
     if args.repeat > 1:
         print(f"repeats {args.repeat}: engine {_seconds(walls)}; floor {_seconds(floors)}")
         print(
-            "paired wall/floor " + " ".join(f"{r:.3f}" for r in ratios)
+            "paired wall/floor "
+            + " ".join(f"{r:.3f}" for r in ratios)
             + f" (median used; range {min(ratios):.3f}-{max(ratios):.3f})"
         )
     print(f"engine wall {wall:.2f} s  ({rps:.3f} rounds/s)")

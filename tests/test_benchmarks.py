@@ -97,3 +97,17 @@ def test_the_interleaved_floor_does_the_runs_own_work(tmp_path):
     assert dict(inter.floor.steps) == c["steps_by_density"]
     assert inter.floor.passes == c["eval_passes"] > 0
     assert 0 < inter.excluded and 0 < inter.floor.seconds <= inter.excluded
+
+
+def test_breakdown_times_the_engine_functions_it_is_given():
+    cmd = [sys.executable, "benchmarks/breakdown.py", "--method", "fiarse", "--rounds", "1", "--threads", "1",
+           "fedgmr.methods.fiarse:FIARSE._floor_thresholds"]
+    done = subprocess.run(cmd, cwd=REPO, capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stderr[-2000:]
+    rows = {line.split()[0]: line.split()[1:] for line in done.stdout.splitlines()[3:]}
+    assert int(rows["fedgmr.simulation:Simulation.step"][0]) >= 2  # rounds 0 and 1, and the last check
+    assert int(rows["fedgmr.methods.fiarse_kept:train_kept"][0]) > 0
+    assert "fedgmr.methods.fiarse:FIARSE._floor_thresholds" in rows  # a static method, still callable
+    bad = subprocess.run([*cmd[:-1], "fedgmr.aggregation:no_such_rule"], cwd=REPO, capture_output=True,
+                         text=True, timeout=600)
+    assert bad.returncode != 0 and "no_such_rule" in bad.stderr and "Traceback" not in bad.stderr
