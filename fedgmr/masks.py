@@ -88,8 +88,10 @@ def _candidates(
     floor: float,
     normalize_by_layer_mean: bool,
     floor_score: torch.Tensor | None,
+    floors: dict[int, torch.Tensor] | None = None,
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """Steps 1-2 of §4.3: (always-kept mask, candidate positions, candidate values), positions ascending."""
+    """Steps 1-2 of §4.3: (always-kept mask, candidate positions, candidate values), positions ascending.
+    ``floors``, when given, receives each layer's floor value (keyed by the layer's flat start)."""
     if score.dim() != 1 or score.numel() != layout.numel:
         raise ValueError(f"score must have shape [{layout.numel}], got {tuple(score.shape)}")
     if not 0.0 <= floor < 1.0:
@@ -115,6 +117,8 @@ def _candidates(
         # Ascending sorted position min(floor((1 - floor) n), n - 1); 1-based, O(n) (fedgmr.selection).
         pos = min(int((1.0 - floor) * n), n - 1)
         threshold = kth_smallest(fs, pos + 1)
+        if floors is not None:
+            floors[seg.start] = threshold
         candidate = fs < threshold
         keep[seg.start : seg.stop] = ~candidate
         idx = torch.nonzero(candidate).squeeze(1)
@@ -247,6 +251,9 @@ class NestedMasks:
         self.n_floor = int(torch.count_nonzero(keep & layout.prunable.to(keep.device)))
         self._cache: dict[int, torch.Tensor] = {}
         self._by_position: np.ndarray | None = None  # CPU: candidate values by flat position (NaN elsewhere)
+        # Per layer (flat start): the floor value of the floor score, the k-th smallest at the floor's
+        # position, when :meth:`build` selected it (not kept in a checkpoint: a pure function of the score).
+        self.floors: dict[int, torch.Tensor] = {}
 
     @classmethod
     def build(
@@ -260,9 +267,12 @@ class NestedMasks:
     ) -> NestedMasks:
         """Rank ``score`` as :func:`build_priority` does (same masks), without the global sort."""
         self = cls.__new__(cls)
+        floors: dict[int, torch.Tensor] = {}
         self._init(
-            *_candidates(score, layout, coefficients, floor, normalize_by_layer_mean, floor_score), layout
+            *_candidates(score, layout, coefficients, floor, normalize_by_layer_mean, floor_score, floors),
+            layout,
         )
+        self.floors = floors
         return self
 
     def count(self, density: float) -> int:

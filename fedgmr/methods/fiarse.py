@@ -292,7 +292,10 @@ class FIARSE(Method):
             # floor magnitude, and the floor inside it, are the global vector's own. One selection
             # per layer per round instead of one per density (test_fiarse_released.py checks).
             start = sim.global_w
-        return memo.theta(start, jump, lambda: self._floor_thresholds(start, layers, jump))
+        # Masks built from this very vector selected every layer's floor value already (the same k-th
+        # smallest of the same |w|): take it instead of selecting it again.
+        known = sim.masks.floors if memo.masks_for is start and sim.masks is not None else None
+        return memo.theta(start, jump, lambda: self._floor_thresholds(start, layers, jump, known))
 
     @staticmethod
     def _min_kept(sim: "Simulation", start: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
@@ -304,13 +307,18 @@ class FIARSE(Method):
         return theta
 
     @staticmethod
-    def _floor_thresholds(start: torch.Tensor, layers: list, jump: bool) -> torch.Tensor:
+    def _floor_thresholds(
+        start: torch.Tensor, layers: list, jump: bool, known: dict[int, torch.Tensor] | None = None
+    ) -> torch.Tensor:
         """Released per-layer θ of ``start``: its floor magnitude, or with the tick ``jump`` the floor
-        taken inside the floor (0 outside the threshold layers)."""
+        taken inside the floor (0 outside the threshold layers). ``known``: floor magnitudes of ``start``
+        already selected, by layer start (``NestedMasks.floors`` of masks built from ``start``)."""
         theta = torch.zeros_like(start)
         for seg in layers:
             v = start[seg.start : seg.stop]
-            t = floor_threshold(v)
+            t = known.get(seg.start) if known else None
+            if t is None:
+                t = floor_threshold(v)
             if jump:
                 t = floor_threshold(v[v.abs() >= t])
             theta[seg.start : seg.stop] = t
