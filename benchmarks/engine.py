@@ -93,9 +93,10 @@ class Floor:
 
     def __init__(self, cfg: dict, classes: int):
         self.cfg, self.classes, self.tr = cfg, classes, cfg["training"]
-        self.x = torch.rand(self.tr["batch_size"], 1, 28, 28)
-        self.y = torch.randint(0, classes, (self.tr["batch_size"],))
-        self.xe = torch.rand(500, 1, 28, 28)
+        with torch.random.fork_rng(devices=[]):  # inside a run (interleaved): leave the run's RNG alone
+            self.x = torch.rand(self.tr["batch_size"], 1, 28, 28)
+            self.y = torch.randint(0, classes, (self.tr["batch_size"],))
+            self.xe = torch.rand(500, 1, 28, 28)
         self.models: dict[float, tuple] = {}  # density -> (model, optimiser), built on first use
         self.full: torch.nn.Module | None = None
         self.seconds = 0.0
@@ -113,7 +114,12 @@ class Floor:
         return self.models[density]
 
     def run(self, steps_by_density: dict, passes: int = 0, samples: int = 0) -> None:
-        """The steps (``{density: count}``) and ``passes`` forwards over ``samples`` in all, timed."""
+        """The steps (``{density: count}``) and ``passes`` forwards over ``samples`` in all, timed. Torch's
+        global random state is the same afterwards (model initialisation and dropout draw from it)."""
+        with torch.random.fork_rng(devices=[]):
+            self._run(steps_by_density, passes, samples)
+
+    def _run(self, steps_by_density: dict, passes: int, samples: int) -> None:
         # Models are built before the clock starts: the engine builds its own once per run, too.
         trained = {d: self._trained(d) for d, n in steps_by_density.items() if n}
         if passes and self.full is None:

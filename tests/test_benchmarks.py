@@ -8,6 +8,7 @@ import sys
 from pathlib import Path
 
 import pandas as pd
+import torch
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -92,6 +93,10 @@ def test_the_interleaved_floor_does_the_runs_own_work(tmp_path):
     with engine.Interleaved() as inter:
         sim = run(cfg, tmp_path / "run", progress=False)
     assert Simulation.step is step
+    # The floor draws its data, weights and dropout from its own copy of torch's random state.
+    state = torch.get_rng_state()
+    engine.Floor(sim.cfg, sim.data.num_classes).run({1.0: 1}, 1, 10)
+    assert torch.equal(torch.get_rng_state(), state)
     c = sim.counters
     assert len(c["steps_by_density"]) > 1
     assert dict(inter.floor.steps) == c["steps_by_density"]
