@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import re
 import resource
 import subprocess
 import sys
@@ -23,7 +22,7 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 
-from methods import PATTERNS, cpu_model, git_short, write_csv  # noqa: E402
+from methods import cpu_model, git_short, parse_engine, write_csv  # noqa: E402
 
 POLICIES = {"engine": {}, "system": {"FEDGMR_MALLOC": "system"}}
 
@@ -43,12 +42,9 @@ def measure(policy: str, method: str, rounds: int, threads: int) -> dict:
     env = {k: v for k, v in os.environ.items() if k != "FEDGMR_MALLOC"} | POLICIES[policy]
     out = subprocess.run(cmd, capture_output=True, text=True, check=True, env=env).stdout
     after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    figures = parse_engine(out, cmd)
     row = {"policy": policy, "method": method}
-    for key in ("rounds", "wall_s", "floor_s", "peak_mib", "wall_over_floor"):
-        m = re.search(PATTERNS[key], out)
-        if m is None:
-            raise RuntimeError(f"no {key!r} in the output of {' '.join(cmd)}:\n{out}")
-        row[key] = m.group(1)
+    row |= {k: figures[k] for k in ("rounds", "wall_s", "floor_s", "peak_mib", "wall_over_floor")}
     row["user_s"] = f"{after.ru_utime - before.ru_utime:.2f}"
     row["system_s"] = f"{after.ru_stime - before.ru_stime:.2f}"
     row["minor_faults"] = after.ru_minflt - before.ru_minflt

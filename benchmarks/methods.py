@@ -66,13 +66,18 @@ def measure(method: str, rounds: int, threads: int, extra: list[str]) -> dict:
     cmd = [sys.executable, str(HERE / "engine.py"), "--method", method, "--rounds", str(rounds),
            "--threads", str(threads), *extra]
     out = subprocess.run(cmd, capture_output=True, text=True, check=True).stdout
-    row = {"method": method}
+    return {"method": method} | parse_engine(out, cmd)
+
+
+def parse_engine(out: str, cmd: list[str]) -> dict:
+    """The figures of one ``engine.py`` output (``PATTERNS``), and with ``--repeat`` every paired ratio
+    (the row's ratio is their median) and their range."""
+    row = {}
     for key, pattern in PATTERNS.items():
         m = re.search(pattern, out, re.MULTILINE)
         if m is None:
-            raise RuntimeError(f"{method}: no {key!r} in the output of {' '.join(cmd)}:\n{out}")
+            raise RuntimeError(f"no {key!r} in the output of {' '.join(cmd)}:\n{out}")
         row[key] = m.group(1)
-    # With --repeat: every paired ratio (the row's ratio is their median) and their range.
     m = re.search(r"^paired wall/floor ([\d. ]+) \(", out, re.MULTILINE)
     ratios = m.group(1).split() if m else [row["wall_over_floor"]]
     row["ratios"] = " ".join(ratios)

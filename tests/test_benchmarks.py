@@ -116,3 +116,13 @@ def test_breakdown_times_the_engine_functions_it_is_given():
     bad = subprocess.run([*cmd[:-1], "fedgmr.aggregation:no_such_rule"], cwd=REPO, capture_output=True,
                          text=True, timeout=600)
     assert bad.returncode != 0 and "no_such_rule" in bad.stderr and "Traceback" not in bad.stderr
+
+
+def test_allocator_benchmark_reads_both_policies(tmp_path):
+    out = tmp_path / "allocator.csv"
+    cmd = [sys.executable, "benchmarks/allocator.py", "--rounds", "1", "--repeat", "1", "--out", str(out)]
+    done = subprocess.run(cmd, cwd=REPO, capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stderr[-2000:]
+    rows = pd.read_csv(out)
+    assert list(rows["policy"]) == ["engine", "system"]
+    assert (rows["wall_over_floor"] > 0).all() and (rows["peak_mib"] > 0).all()
