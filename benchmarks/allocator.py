@@ -4,7 +4,8 @@
                                    [--out benchmarks/results/allocator_cpu.csv]
 
 Runs ``benchmarks/engine.py`` in fresh processes, alternating with the policy (the default) and with
-``FEDGMR_MALLOC=system``, and records per run the engine's wall, the floor, peak memory and the process's
+``FEDGMR_MALLOC=system``, and records per run the engine's wall, the floor (``--floor after``: the whole
+floor after the whole run, so no floor model is alive during the run), peak memory and the process's
 user and system CPU time and minor page faults (``getrusage`` of the child). One thread by default:
 system time and page faults are then the process's own, not spread over idle intra-op threads.
 """
@@ -37,6 +38,8 @@ def measure(policy: str, method: str, rounds: int, threads: int) -> dict:
         str(rounds),
         "--threads",
         str(threads),
+        "--floor",
+        "after",  # as measured in results/allocator_cpu.csv: the peak is the engine's, then the floor's
     ]
     before = resource.getrusage(resource.RUSAGE_CHILDREN)
     env = {k: v for k, v in os.environ.items() if k != "FEDGMR_MALLOC"} | POLICIES[policy]
